@@ -1,0 +1,14 @@
+# The README's two commands are `make serve` (the main job) and `make test`.
+.PHONY: setup test lint serve model
+
+setup:
+	scripts/setup.sh
+
+test: setup
+	.venv/bin/python -m pytest -q
+
+lint:
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+model: setup
+	.venv/bin/manyicl-model --validate

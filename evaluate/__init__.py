@@ -1,0 +1,1 @@
+"""Evaluation: held-out tasks scored at each shot count."""

@@ -1,0 +1,1 @@
+"""Training: one LoRA adapter with the many-shot all-targets objective."""

@@ -1,0 +1,1 @@
+"""Load tests: drive a server with many clients and demo sets; TTFT, throughput, cache hits."""

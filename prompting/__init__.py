@@ -1,0 +1,46 @@
+"""Demonstration sets, prompt formats as data, and token-exact rendering of demos + query."""
+
+from manyicl.prompting.budget import ContextOverflow, ShotPlan, ShotPolicy, plan_shots, shot_order
+from manyicl.prompting.formats import PLAIN, PromptFormat, chat_format, get_format
+from manyicl.prompting.hashing import demo_set_id
+from manyicl.prompting.render import (
+    ExampleSpan,
+    RenderedPrompt,
+    TokenizedExample,
+    assemble,
+    fill,
+    is_canonical,
+    render,
+    tokenize_example,
+    tokenize_header,
+    tokenize_query,
+)
+from manyicl.prompting.tokenizer import HFTokenizer, Tokenizer
+from manyicl.prompting.types import DemoSet, Example
+
+__all__ = [
+    "PLAIN",
+    "ContextOverflow",
+    "DemoSet",
+    "Example",
+    "ExampleSpan",
+    "HFTokenizer",
+    "PromptFormat",
+    "RenderedPrompt",
+    "ShotPlan",
+    "ShotPolicy",
+    "TokenizedExample",
+    "Tokenizer",
+    "assemble",
+    "chat_format",
+    "demo_set_id",
+    "fill",
+    "get_format",
+    "is_canonical",
+    "plan_shots",
+    "render",
+    "shot_order",
+    "tokenize_example",
+    "tokenize_header",
+    "tokenize_query",
+]

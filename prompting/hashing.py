@@ -1,0 +1,28 @@
+"""Content ids for demo sets: the same demonstrations, format and tokenizer give the same id.
+
+The id names the demo block's token ids, so it serves as the registry key on the server and
+as the cache key everywhere a rendered block is reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from manyicl.prompting.formats import PromptFormat
+from manyicl.prompting.types import DemoSet
+
+
+def demo_set_id(demos: DemoSet, fmt: PromptFormat, tokenizer_fingerprint: str) -> str:
+    """`ds-` + 24 hex digits of SHA-256 over a canonical JSON of what determines the ids.
+
+    The set's display name is left out: renaming a set does not change its tokens.
+    """
+    payload = {
+        "examples": [[ex.input, ex.output] for ex in demos.examples],
+        "instruction": demos.instruction,
+        "format": fmt.model_dump(exclude={"name"}),
+        "tokenizer": tokenizer_fingerprint,
+    }
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return "ds-" + hashlib.sha256(blob.encode()).hexdigest()[:24]

@@ -1,0 +1,1 @@
+"""Serving: an OpenAI-compatible many-shot server on vLLM with prefix caching."""
