@@ -6,7 +6,11 @@ import argparse
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="manyicl-eval", description="Evaluation: held-out tasks scored at each shot count. (not implemented yet)")
+    parser = argparse.ArgumentParser(
+        prog="manyicl-eval",
+        description="Evaluation: held-out tasks scored at each shot count.",
+        epilog="Not implemented yet.",
+    )
     parser.parse_args(argv)
     raise SystemExit("manyicl-eval: not implemented yet")
 

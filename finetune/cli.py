@@ -1,14 +1,30 @@
-"""`manyicl-finetune`: not implemented yet (see the project's issues)."""
+"""`manyicl-finetune`: train one ManyICL LoRA adapter.
+
+manyicl-finetune --out out/                       # default model and mixture
+torchrun --nproc-per-node 2 -m manyicl.finetune.cli --out out/   # data parallel
+"""
 
 from __future__ import annotations
 
-import argparse
+import sys
+
+from manyicl.finetune.config import parse_config
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="manyicl-finetune", description="Training: one LoRA adapter with the many-shot all-targets objective. (not implemented yet)")
-    parser.parse_args(argv)
-    raise SystemExit("manyicl-finetune: not implemented yet")
+    cfg = parse_config(argv)
+    from manyicl.finetune.trainer import FinetuneError, train  # torch import after --help
+
+    try:
+        manifest = train(cfg)
+    except FinetuneError as e:
+        print(f"manyicl-finetune: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if manifest is not None:
+        print(
+            f"adapter written to {cfg.out} (train loss {manifest.metrics['train_loss']:.4f}, "
+            f"eval loss {manifest.metrics['eval_loss']:.4f})"
+        )
 
 
 if __name__ == "__main__":

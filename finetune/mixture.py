@@ -1,22 +1,22 @@
 """Mixture files: which tasks to train on, with what weight, and which tasks are held out.
 
-    [settings]
-    eval_examples = 32          # per task, held back from training for the eval loss
-    min_examples = 64           # fewer is an error: the task cannot fill many-shot sequences
-    max_examples = 2000         # larger tasks are subsampled (seeded)
+[settings]
+eval_examples = 32          # per task, held back from training for the eval loss
+min_examples = 64           # fewer is an error: the task cannot fill many-shot sequences
+max_examples = 2000         # larger tasks are subsampled (seeded)
 
-    [heldout]                   # never trained on: evaluation only
-    tasks = ["bigbench:intent_recognition"]
-    prefixes = ["bigbench:linguistic_mappings/"]   # whole source datasets
+[heldout]                   # never trained on: evaluation only
+tasks = ["bigbench:intent_recognition"]
+prefixes = ["bigbench:linguistic_mappings/"]   # whole source datasets
 
-    [[task]]
-    name = "bigbench:arithmetic/2_digit_addition"    # BIG-bench, from the registry archive
-    weight = 1.0
-    [[task]]
-    name = "mine"; source = "jsonl"; path = "data/mine.jsonl"
-    [[task]]
-    name = "squad"; source = "hf_disk"; path = "data/squad"; split = "train"
-    input = "question"; output = "answers"
+[[task]]
+name = "bigbench:arithmetic/2_digit_addition"    # BIG-bench, from the registry archive
+weight = 1.0
+[[task]]
+name = "mine"; source = "jsonl"; path = "data/mine.jsonl"
+[[task]]
+name = "squad"; source = "hf_disk"; path = "data/squad"; split = "train"
+input = "question"; output = "answers"
 """
 
 from __future__ import annotations
@@ -82,8 +82,9 @@ def load_mixture(path: Path, seed: int = 0, base_dir: Path | None = None) -> Mix
     return Mixture(tasks, mixture.heldout_tasks, mixture.heldout_prefixes)
 
 
-def _load_entry(entry: dict, mixture: Mixture, settings: dict, seed: int, base: Path,
-                path: Path) -> MixtureTask:
+def _load_entry(
+    entry: dict, mixture: Mixture, settings: dict, seed: int, base: Path, path: Path
+) -> MixtureTask:
     _check_keys(entry, _TASK_KEYS, f"{path} [[task]] {entry.get('name', '?')}")
     name = entry.get("name")
     if not isinstance(name, str):

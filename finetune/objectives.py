@@ -55,7 +55,9 @@ def build_labels(
     labels = [IGNORE] * len(token_ids)
     for start, end in supervised_spans(spans, objective):
         if not 0 <= start < end <= len(token_ids):
-            raise ValueError(f"answer span {(start, end)} outside a {len(token_ids)}-token sequence")
+            raise ValueError(
+                f"answer span {(start, end)} outside a {len(token_ids)}-token sequence"
+            )
         labels[start:end] = token_ids[start:end]
     return labels
 

@@ -54,13 +54,16 @@ def load_jsonl(path: Path, name: str | None = None) -> Task:
     return Task(name or path.stem, tuple(examples), instructions.pop() if instructions else None)
 
 
-def load_hf_disk(path: Path, split: str | None, input_field: str, output_field: str,
-                 name: str | None = None) -> Task:
+def load_hf_disk(
+    path: Path, split: str | None, input_field: str, output_field: str, name: str | None = None
+) -> Task:
     """A Hugging Face dataset saved with `save_to_disk`, mapping two columns to input/output."""
     try:
         from datasets import DatasetDict, load_from_disk
     except ImportError:
-        raise ValueError("hf_disk sources need the `datasets` package: pip install datasets")
+        raise ValueError(
+            "hf_disk sources need the `datasets` package: pip install datasets"
+        ) from None
     data = load_from_disk(str(path))
     if isinstance(data, DatasetDict):
         if split not in data:
@@ -69,9 +72,7 @@ def load_hf_disk(path: Path, split: str | None, input_field: str, output_field: 
     for field in (input_field, output_field):
         if field not in data.column_names:
             raise ValueError(f"{path}: no column {field!r} (columns: {data.column_names})")
-    examples = tuple(
-        TaskExample(str(row[input_field]), str(row[output_field])) for row in data
-    )
+    examples = tuple(TaskExample(str(row[input_field]), str(row[output_field])) for row in data)
     return Task(name or path.name, examples)
 
 

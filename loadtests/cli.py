@@ -6,7 +6,11 @@ import argparse
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="manyicl-loadtest", description="Load tests: drive a server with many clients and demo sets; TTFT, throughput, cache hits. (not implemented yet)")
+    parser = argparse.ArgumentParser(
+        prog="manyicl-loadtest",
+        description="Load tests: many clients and demo sets against a server.",
+        epilog="Not implemented yet.",
+    )
     parser.parse_args(argv)
     raise SystemExit("manyicl-loadtest: not implemented yet")
 

@@ -68,8 +68,9 @@ def download(dist: Distribution, cache: Path | None = None) -> Path:
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=120) as resp:
             total = int(resp.headers.get("Content-Length", 0)) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {filename}",
-                      leave=False) as bar:
+            with tqdm(
+                total=total, unit="B", unit_scale=True, desc=f"downloading {filename}", leave=False
+            ) as bar:
                 while chunk := resp.read(1 << 20):
                     out.write(chunk)
                     bar.update(len(chunk))
@@ -85,7 +86,9 @@ def download(dist: Distribution, cache: Path | None = None) -> Path:
 def _locate(dist: Distribution) -> tuple[str, str]:
     """(filename, url) of the file with the pinned hash, from the registry's simple API."""
     page = f"{index_url()}/{dist.name}/"
-    request = urllib.request.Request(page, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    request = urllib.request.Request(
+        page, headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as resp:
             files = json.load(resp)["files"]

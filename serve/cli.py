@@ -6,7 +6,11 @@ import argparse
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="manyicl-serve", description="Serving: an OpenAI-compatible many-shot server on vLLM with prefix caching. (not implemented yet)")
+    parser = argparse.ArgumentParser(
+        prog="manyicl-serve",
+        description="Serving: an OpenAI-compatible many-shot server on vLLM with prefix caching.",
+        epilog="Not implemented yet.",
+    )
     parser.parse_args(argv)
     raise SystemExit("manyicl-serve: not implemented yet")
 

@@ -16,7 +16,7 @@ def test_resolve_model_accepts_folders_and_hub_ids(tmp_path, smollm2_dir):
     assert resolve_model(None) == smollm2_dir == resolve_model("default")
     assert resolve_model(smollm2_dir) == smollm2_dir
     assert resolve_model("HuggingFaceTB/SmolLM2-135M") == "HuggingFaceTB/SmolLM2-135M"
-    with pytest.raises(FileNotFoundError, match="no config.json"):
+    with pytest.raises(FileNotFoundError, match=r"no config\.json"):
         resolve_model(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         resolve_model(str(tmp_path / "missing"))

@@ -1,0 +1,69 @@
+"""Training checkpoints under `out/checkpoints/step-NNNNNNN/`: a loadable PEFT adapter plus the
+exact trainer state (trainable weights, optimizer, counters, RNG). Written to a temporary
+folder and renamed, so a kill at any moment leaves the previous checkpoint intact."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+_STATE = "trainer_state.pt"
+
+
+def checkpoint_dir(out: Path) -> Path:
+    return out / "checkpoints"
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    """The newest complete checkpoint, if any."""
+    found = sorted(p for p in checkpoint_dir(out).glob("step-*") if (p / _STATE).is_file())
+    return found[-1] if found else None
+
+
+def save_checkpoint(
+    out: Path, step: int, model, optimizer, counters: dict[str, Any], keep: int
+) -> Path:
+    """Save, then delete all but the newest `keep` checkpoints."""
+    root = checkpoint_dir(out)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step:07d}"
+    tmp = root / f".tmp-step-{step:07d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    trainable = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
+    rng = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    torch.save(
+        {
+            "trainable": trainable,
+            "optimizer": optimizer.state_dict(),
+            "counters": counters,
+            "rng": rng,
+        },
+        tmp / _STATE,
+    )
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    for old in sorted(root.glob("step-*"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(path: Path, model, optimizer) -> dict[str, Any]:
+    """Restore weights, optimizer and RNG in place; return the saved counters."""
+    state = torch.load(path / _STATE, map_location="cpu", weights_only=False)
+    missing = set(state["trainable"]) - {n for n, _ in model.named_parameters()}
+    if missing:
+        raise ValueError(f"checkpoint {path} does not match this model: {sorted(missing)[:3]}")
+    model.load_state_dict(state["trainable"], strict=False)
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["rng"]["torch"])
+    random.setstate(state["rng"]["python"])
+    if "cuda" in state["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    return state["counters"]

@@ -1,0 +1,161 @@
+"""`manyicl-finetune`'s one config: parsed from argv, validated here, passed explicitly."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from manyicl.cliargs import add_dataclass_args, arg, from_args
+from manyicl.finetune.mixture import DEFAULT_MIXTURE
+from manyicl.finetune.objectives import LossNorm, Objective
+from manyicl.finetune.sequences import ShotRange
+
+
+class Schedule(StrEnum):
+    COSINE = "cosine"
+    CONSTANT = "constant"
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    out: Path = arg("output folder: the adapter, manyicl.json, metrics.jsonl, checkpoints/")
+    model: str = arg(
+        "base model: 'default' (SmolLM2-135M-Instruct, offline), a local Hugging "
+        "Face folder, or a hub id",
+        default="default",
+    )
+    mixture: Path = arg("mixture file (TOML) of training tasks", default=DEFAULT_MIXTURE)
+    prompt_format: str = arg(
+        "prompt format: 'plain', 'chat', or a JSON file; saved with the "
+        "adapter so the server renders exactly the same way",
+        default="plain",
+    )
+    objective: Objective = arg(
+        "which answers carry loss: all-targets (ManyICL), last-target "
+        "(MetaICL-style), zero-shot, dricl",
+        default=Objective.ALL_TARGETS,
+    )
+    loss_norm: LossNorm = arg(
+        "average the loss per supervised token, or per answer (each answer "
+        "weighs the same); dricl always averages per answer",
+        default=LossNorm.TOKEN,
+    )
+    max_seq_len: int | None = arg(
+        "tokens per training sequence (default: the model's context, at most 4096)", default=None
+    )
+    shots: str = arg(
+        "demonstrations per sequence: 'max' (pack to --max-seq-len), K, or A-B "
+        "(uniform per sequence, varies the shot count)",
+        default="max",
+    )
+    lora_r: int = arg("LoRA rank", default=16)
+    lora_alpha: int = arg("LoRA alpha", default=32)
+    lora_dropout: float = arg("LoRA dropout", default=0.05)
+    lora_targets: str = arg(
+        "modules to adapt: 'all-linear' or a comma list (q_proj,v_proj)", default="all-linear"
+    )
+    lr: float = arg("peak learning rate (AdamW)", default=2e-4)
+    schedule: Schedule = arg("learning-rate schedule after warmup", default=Schedule.COSINE)
+    warmup_steps: int = arg("linear warmup steps", default=10)
+    min_lr_ratio: float = arg("cosine floor as a fraction of --lr", default=0.1)
+    weight_decay: float = arg("AdamW weight decay", default=0.0)
+    max_grad_norm: float = arg("gradient clipping norm (0: off)", default=1.0)
+    max_steps: int = arg("optimizer steps", default=1000)
+    grad_accum: int = arg("micro-batches per optimizer step (per process)", default=4)
+    micro_batch_tokens: int | None = arg(
+        "padded tokens per micro-batch (default: --max-seq-len; short sequences share one)",
+        default=None,
+    )
+    dtype: str = arg(
+        "auto (bf16 on GPUs that support it, else float32), bfloat16, float32", default="auto"
+    )
+    gradient_checkpointing: bool = arg(
+        "recompute activations in backward (less memory)", default=True
+    )
+    eval_every: int = arg("steps between eval-loss measurements (0: only at the end)", default=100)
+    eval_sequences: int = arg("held-back sequences in the eval loss", default=16)
+    save_every: int = arg("steps between checkpoints (0: none until the end)", default=100)
+    keep_checkpoints: int = arg("checkpoints kept on disk", default=2)
+    resume: bool = arg("continue from the newest checkpoint in --out", default=False)
+    seed: int = arg("seed for data order, shot counts, LoRA init and dropout", default=0)
+    dricl_alpha: float = arg("DrICL: weight between many-shot and zero-shot terms", default=0.2)
+    dricl_gamma: float = arg("DrICL: reweighting temperature", default=11.0)
+    dricl_window: int = arg("DrICL: earlier answers in the reweighting baseline", default=10)
+
+    def __post_init__(self) -> None:
+        problems = [msg for bad, msg in self._checks() if bad]
+        if problems:
+            raise ValueError("; ".join(problems))
+        if self.objective is Objective.ZERO_SHOT and self.shots not in ("max", "1"):
+            raise ValueError("zero-shot trains on one example per sequence: drop --shots")
+        ShotRange.parse(self.shots)  # raises with its own message
+
+    def _checks(self) -> list[tuple[bool, str]]:
+        positive = [
+            "lora_r",
+            "lora_alpha",
+            "max_steps",
+            "grad_accum",
+            "eval_sequences",
+            "keep_checkpoints",
+            "dricl_window",
+        ]
+        return [
+            *[(getattr(self, n) <= 0, f"--{n.replace('_', '-')} must be > 0") for n in positive],
+            (self.lr <= 0, "--lr must be > 0"),
+            (not 0 <= self.lora_dropout < 1, "--lora-dropout must be in [0, 1)"),
+            (self.warmup_steps < 0, "--warmup-steps must be >= 0"),
+            (not 0 <= self.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1]"),
+            (self.max_seq_len is not None and self.max_seq_len < 16, "--max-seq-len must be >= 16"),
+            (
+                self.micro_batch_tokens is not None and self.micro_batch_tokens < 16,
+                "--micro-batch-tokens must be >= 16",
+            ),
+            (
+                self.dtype not in ("auto", "bfloat16", "float32"),
+                "--dtype must be auto, bfloat16 or float32",
+            ),
+            (self.eval_every < 0 or self.save_every < 0, "--eval-every/--save-every must be >= 0"),
+            (not 0 <= self.dricl_alpha <= 1, "--dricl-alpha must be in [0, 1]"),
+            (self.dricl_gamma <= 0, "--dricl-gamma must be > 0"),
+        ]
+
+    @property
+    def shot_range(self) -> ShotRange:
+        if self.objective is Objective.ZERO_SHOT:
+            return ShotRange(1, 1)
+        return ShotRange.parse(self.shots)
+
+    @property
+    def lora(self) -> dict[str, Any]:
+        targets = self.lora_targets
+        return {
+            "r": self.lora_r,
+            "lora_alpha": self.lora_alpha,
+            "lora_dropout": self.lora_dropout,
+            "target_modules": targets if targets == "all-linear" else targets.split(","),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+
+def parse_config(argv: list[str] | None = None) -> FinetuneConfig:
+    """FinetuneConfig from the command line; a bad value exits with the reason (status 2)."""
+    parser = argparse.ArgumentParser(
+        prog="manyicl-finetune",
+        description="Train one LoRA adapter for many-shot in-context learning on a multi-task "
+        "mixture. Writes a PEFT adapter plus manyicl.json (base model, prompt format, config, "
+        "metrics) to --out; the server reads both. Multi-process: torchrun --nproc-per-node N "
+        "-m manyicl.finetune.cli ...",
+    )
+    add_dataclass_args(parser, FinetuneConfig)
+    args = parser.parse_args(argv)
+    try:
+        return from_args(FinetuneConfig, args)
+    except ValueError as e:
+        parser.error(str(e))
+        raise  # unreachable: parser.error exits

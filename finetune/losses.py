@@ -1,0 +1,118 @@
+"""Loss functions over a micro-batch: token-normalised, answer-normalised, and DrICL.
+
+Each returns a *sum* and the trainer divides by the step's total count (supervised tokens,
+answers, or sequences) counted before any forward pass, so gradient accumulation and data
+parallelism give the same loss as one big batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from manyicl.finetune.objectives import IGNORE
+
+
+@dataclass(frozen=True)
+class DriclParams:
+    """DrICL's defaults, as in its public code: alpha 0.2, gamma 11, window 10."""
+
+    alpha: float = 0.2
+    gamma: float = 11.0
+    window: int = 10
+
+
+def token_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-position NLL of the next token, 0 where the label is IGNORE.
+
+    logits (B, T, V), labels (B, T) -> (B, T); entry t is the loss of predicting labels[t]
+    from positions < t (entry 0 is always 0).
+    """
+    B, T, V = logits.shape
+    nll = F.cross_entropy(
+        logits[:, :-1].reshape(-1, V).float(),
+        labels[:, 1:].reshape(-1),
+        ignore_index=IGNORE,
+        reduction="none",
+    ).view(B, T - 1)
+    return F.pad(nll, (1, 0))  # (B, T)
+
+
+def per_answer_mean(nll: torch.Tensor, answer_idx: torch.Tensor, n_answers: int) -> torch.Tensor:
+    """Mean NLL of each answer. nll, answer_idx (B, T) with -1 outside answers -> (B, K)."""
+    B = nll.shape[0]
+    K = max(n_answers, 1)
+    slot = torch.where(answer_idx >= 0, answer_idx, K)  # (B, T); K collects the rest
+    sums = torch.zeros(B, K + 1, dtype=nll.dtype, device=nll.device).scatter_add(1, slot, nll)
+    counts = torch.zeros(B, K + 1, dtype=nll.dtype, device=nll.device).scatter_add(
+        1, slot, torch.ones_like(nll)
+    )
+    return sums[:, :K] / counts[:, :K].clamp(min=1)  # (B, K)
+
+
+def token_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Sum of NLL over supervised tokens (normalise by the count of those tokens)."""
+    return token_nll(logits, labels).sum()
+
+
+def answer_loss_sum(logits, labels, answer_idx, n_answers: torch.Tensor) -> torch.Tensor:
+    """Sum over answers of each answer's mean token NLL (normalise by the answer count).
+
+    n_answers (B,) is the number of answers per sequence; padding slots are masked out.
+    """
+    means = per_answer_mean(token_nll(logits, labels), answer_idx, int(n_answers.max()))
+    valid = torch.arange(means.shape[1], device=means.device)[None] < n_answers[:, None]
+    return (means * valid).sum()
+
+
+def dricl_weights(losses: torch.Tensor, params: DriclParams) -> torch.Tensor:
+    """DrICL's reweighting for one sequence's K answer losses (K,) -> weights (K,).
+
+    r_0 = 0; r_k = l_k - baseline_k, baseline_k = the largest loss among the previous
+    `window` answers (DrICL's importance-sampled baseline with one sample); w_k = exp(r_k/gamma).
+    No gradient flows through the weights.
+    """
+    loss = losses.detach()
+    r = torch.zeros_like(loss)
+    for k in range(1, len(loss)):
+        r[k] = loss[k] - loss[max(0, k - params.window) : k].max()
+    return torch.exp(r / params.gamma)
+
+
+def dricl_loss_sum(
+    logits_many, logits_zero, labels, answer_idx, n_answers: torch.Tensor, params: DriclParams
+) -> torch.Tensor:
+    """Sum over sequences of L = ½[(1+α)·L_many + (1−α)·L_zero] (normalise by sequences).
+
+    L_many = Σ_k w_k l_k / K over the many-shot pass; L_zero = mean token NLL of the answers
+    in the zero-shot pass (each demonstration attending only to itself).
+    """
+    many = per_answer_mean(token_nll(logits_many, labels), answer_idx, int(n_answers.max()))
+    zero_nll = token_nll(logits_zero, labels)  # (B, T)
+    supervised = (labels != IGNORE).float()
+    supervised[:, 0] = 0  # position 0 has no prediction
+    total = logits_many.new_zeros(())
+    for b in range(many.shape[0]):
+        K = int(n_answers[b])
+        per_answer = many[b, :K]
+        l_many = (dricl_weights(per_answer, params) * per_answer).sum() / K
+        l_zero = (zero_nll[b] * supervised[b]).sum() / supervised[b].sum().clamp(min=1)
+        total = total + 0.5 * ((1 + params.alpha) * l_many + (1 - params.alpha) * l_zero)
+    return total
+
+
+def block_causal_mask(blocks: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+    """Boolean attention mask (True = may attend) for DrICL's zero-shot pass.
+
+    blocks (B, T): demonstration index per position; pad (B, T): True at padding.
+    -> (B, 1, T, T): causal, within one demonstration, never to padding. Positions are not
+    reset, so each demonstration sees itself at its place in the many-shot sequence.
+    """
+    T = blocks.shape[1]
+    causal = torch.ones(T, T, dtype=torch.bool, device=blocks.device).tril()
+    same = blocks[:, :, None] == blocks[:, None, :]  # (B, T, T)
+    mask = causal[None] & same & ~pad[:, None, :]
+    mask |= torch.eye(T, dtype=torch.bool, device=blocks.device)[None]  # no empty rows
+    return mask[:, None]

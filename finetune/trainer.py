@@ -1,0 +1,283 @@
+"""The training loop: prepare (every check before any compute), then steps, evals, checkpoints.
+
+train(FinetuneConfig(out=Path("out")))   # what `manyicl-finetune --out out` runs
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import torch
+from tqdm import tqdm
+
+import manyicl
+from manyicl.finetune.batching import collate, loss_count, loss_sum
+from manyicl.finetune.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from manyicl.finetune.config import FinetuneConfig, Schedule
+from manyicl.finetune.losses import DriclParams, token_loss_sum
+from manyicl.finetune.mixture import MixtureError, load_mixture
+from manyicl.finetune.modeling import DistEnv, load_lora_model, resolve_dtype, wrap_ddp
+from manyicl.finetune.objectives import LossNorm, Objective
+from manyicl.finetune.sequences import (
+    SequenceStream,
+    StepPlanner,
+    TokenizedTask,
+    eval_sequences,
+    materialise,
+    tokenize_tasks,
+)
+from manyicl.manifest import (
+    MANIFEST_FILE,
+    AdapterManifest,
+    BaseModelRef,
+    model_fingerprint,
+    write_manifest,
+)
+from manyicl.models import resolve_model
+from manyicl.prompting import HFTokenizer, PromptFormat, RenderedPrompt, get_format
+
+
+class FinetuneError(Exception):
+    """A problem with the inputs, found before training starts."""
+
+
+@dataclass(frozen=True)
+class Setup:
+    model_path: str
+    fmt: PromptFormat
+    max_seq_len: int
+    tasks: list[TokenizedTask]
+    eval_seqs: list[RenderedPrompt]
+    pad_id: int
+
+
+def load_format(spec: str, hf_tokenizer) -> PromptFormat:
+    """A preset name or a JSON file written by `PromptFormat.save`."""
+    if spec.endswith(".json"):
+        return PromptFormat.load(spec)
+    return get_format(spec, hf_tokenizer)
+
+
+def prepare(cfg: FinetuneConfig) -> Setup:
+    """Resolve the model, format and data, and check them all; raise FinetuneError if bad."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    if not cfg.resume and ((cfg.out / MANIFEST_FILE).exists() or latest_checkpoint(cfg.out)):
+        raise FinetuneError(
+            f"{cfg.out} already holds a run: pass --resume to continue it, or choose another --out"
+        )
+    try:
+        model_path = resolve_model(cfg.model)
+        hf_tok = AutoTokenizer.from_pretrained(model_path)
+        context = AutoConfig.from_pretrained(model_path).max_position_embeddings
+        fmt = load_format(cfg.prompt_format, hf_tok)
+        mixture = load_mixture(cfg.mixture, cfg.seed)
+    except (OSError, ValueError, MixtureError) as e:
+        raise FinetuneError(str(e)) from e
+    max_seq_len = cfg.max_seq_len or min(context, 4096)
+    if max_seq_len > context:
+        raise FinetuneError(f"--max-seq-len {max_seq_len} exceeds the model's context {context}")
+    tok = HFTokenizer(hf_tok)
+    try:
+        tasks = tokenize_tasks(mixture.tasks, fmt, tok, max_seq_len)
+    except ValueError as e:
+        raise FinetuneError(str(e)) from e
+    evals = eval_sequences(tasks, max_seq_len, cfg.shot_range, cfg.eval_sequences)
+    pad_id = hf_tok.pad_token_id if hf_tok.pad_token_id is not None else hf_tok.eos_token_id
+    return Setup(model_path, fmt, max_seq_len, tasks, evals, pad_id or 0)
+
+
+def get_lr(step: int, cfg: FinetuneConfig) -> float:
+    """Linear warmup to --lr, then constant or cosine down to --min-lr-ratio x --lr."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule is Schedule.CONSTANT:
+        return cfg.lr
+    progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+@torch.no_grad()
+def eval_loss(model, seqs: list[RenderedPrompt], pad_id: int, env: DistEnv) -> float | None:
+    """All-targets token NLL on the held-back sequences (the same yardstick for every
+    objective), each rank taking every world-th sequence."""
+    if not seqs:
+        return None
+    model.eval()
+    total, count = 0.0, 0
+    for seq in seqs[env.rank :: env.world]:
+        batch = collate([seq], Objective.ALL_TARGETS, pad_id).to(env.device)
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        total += float(token_loss_sum(logits, batch.labels))
+        count += batch.n_supervised
+    model.train()
+    return env.all_sum(total) / max(env.all_sum(count), 1)
+
+
+def train(cfg: FinetuneConfig, stop_after: int | None = None) -> AdapterManifest | None:
+    """Run the whole job. `stop_after` ends the loop after that step as a kill would
+    (tests use it to check --resume)."""
+    env = DistEnv.from_env()
+    setup = prepare(cfg)
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    model = load_lora_model(
+        setup.model_path,
+        resolve_dtype(cfg.dtype, env.device),
+        env.device,
+        cfg.lora,
+        cfg.gradient_checkpointing,
+    )
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    counters = {"step": 0, "tokens": 0, "answers": 0, "train_loss": None}
+    if cfg.resume and (ckpt := latest_checkpoint(cfg.out)):
+        counters = load_checkpoint(ckpt, model, optimizer)
+    loop = _Loop(cfg, setup, env, model, wrap_ddp(model, env), optimizer, counters)
+    done = loop.run(stop_after)
+    if not done:
+        return None
+    return _finish(cfg, setup, env, model, loop)
+
+
+@dataclass
+class _Loop:
+    cfg: FinetuneConfig
+    setup: Setup
+    env: DistEnv
+    model: torch.nn.Module  # the peft model (what is saved)
+    ddp: torch.nn.Module  # what runs forward (DDP-wrapped when world > 1)
+    optimizer: torch.optim.Optimizer
+    counters: dict
+
+    def run(self, stop_after: int | None) -> bool:
+        """Train to --max-steps (True), or to `stop_after` (False)."""
+        cfg, env = self.cfg, self.env
+        micro = cfg.micro_batch_tokens or self.setup.max_seq_len
+        stream = SequenceStream(self.setup.tasks, self.setup.max_seq_len, cfg.shot_range, cfg.seed)
+        planner = StepPlanner(stream, env.world, cfg.grad_accum, micro)
+        for _ in range(self.counters["step"]):  # replay the data order to where we stopped
+            planner.next_step()
+        bar = tqdm(
+            total=cfg.max_steps,
+            initial=self.counters["step"],
+            disable=not env.is_main,
+            desc=f"{cfg.objective} training",
+            unit="step",
+        )
+        while self.counters["step"] < cfg.max_steps:
+            started = time.perf_counter()
+            loss, tokens, answers = self._step(planner.next_step()[env.rank])
+            self._after_step(loss, tokens, answers, time.perf_counter() - started, bar)
+            if stop_after is not None and self.counters["step"] >= stop_after:
+                bar.close()
+                return False
+        bar.close()
+        return True
+
+    def _step(self, micro_batches) -> tuple[float, int, int]:
+        cfg, env, setup = self.cfg, self.env, self.setup
+        batches = [
+            collate([materialise(setup.tasks, p) for p in plans], cfg.objective, setup.pad_id).to(
+                env.device
+            )
+            for plans in micro_batches
+        ]
+        norm = LossNorm.ANSWER if cfg.objective is Objective.DRICL else cfg.loss_norm
+        total = env.all_sum(sum(loss_count(b, cfg.objective, norm) for b in batches))
+        dricl = DriclParams(cfg.dricl_alpha, cfg.dricl_gamma, cfg.dricl_window)
+        step_loss = 0.0
+        for i, batch in enumerate(batches):
+            last = i == len(batches) - 1
+            sync = self.ddp.no_sync() if env.world > 1 and not last else _nullcontext()
+            with sync:
+                # DDP averages gradients over ranks; x world makes it the global-sum / total.
+                loss = loss_sum(self.ddp, batch, cfg.objective, norm, dricl) / max(total, 1)
+                (loss * env.world).backward()
+            step_loss += float(loss.detach())
+        if cfg.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(
+                [p for p in self.model.parameters() if p.requires_grad], cfg.max_grad_norm
+            )
+        for group in self.optimizer.param_groups:
+            group["lr"] = get_lr(self.counters["step"], cfg)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        tokens = env.all_sum(sum(b.n_tokens for b in batches))
+        answers = env.all_sum(sum(int(b.n_answers.sum()) for b in batches))
+        return env.all_sum(step_loss), int(tokens), int(answers)
+
+    def _after_step(self, loss: float, tokens: int, answers: int, seconds: float, bar) -> None:
+        cfg, c = self.cfg, self.counters
+        c["step"] += 1
+        c["tokens"] += tokens
+        c["answers"] += answers
+        c["train_loss"] = loss
+        record = {
+            "step": c["step"],
+            "loss": round(loss, 5),
+            "lr": get_lr(c["step"] - 1, cfg),
+            "tokens_per_s": round(tokens / seconds, 1),
+            "answers_per_s": round(answers / seconds, 2),
+            "tokens": c["tokens"],
+        }
+        if cfg.eval_every and c["step"] % cfg.eval_every == 0 and c["step"] < cfg.max_steps:
+            record["eval_loss"] = eval_loss(
+                self.ddp, self.setup.eval_seqs, self.setup.pad_id, self.env
+            )
+        bar.set_postfix(
+            loss=f"{loss:.3f}", tok_s=f"{tokens / seconds:.0f}", ans_s=f"{answers / seconds:.1f}"
+        )
+        bar.update(1)
+        if self.env.is_main:
+            self.cfg.out.mkdir(parents=True, exist_ok=True)
+            with (cfg.out / "metrics.jsonl").open("a") as f:
+                f.write(json.dumps(record) + "\n")
+            if cfg.save_every and c["step"] % cfg.save_every == 0:
+                save_checkpoint(
+                    cfg.out, c["step"], self.model, self.optimizer, dict(c), cfg.keep_checkpoints
+                )
+        self.env.barrier()
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _finish(cfg: FinetuneConfig, setup: Setup, env: DistEnv, model, loop: _Loop):
+    """Final eval, then the adapter and its manifest (rank 0 writes)."""
+    final_eval = eval_loss(loop.ddp, setup.eval_seqs, setup.pad_id, env)
+    c = loop.counters
+    manifest = AdapterManifest(
+        manyicl_version=manyicl.__version__,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        base_model=BaseModelRef(
+            path=setup.model_path, fingerprint=model_fingerprint(setup.model_path)
+        ),
+        prompt_format=setup.fmt,
+        objective=str(cfg.objective),
+        loss_norm=str(cfg.loss_norm),
+        max_seq_len=setup.max_seq_len,
+        lora=cfg.lora,
+        training=cfg.to_json(),
+        steps=c["step"],
+        tokens_trained=c["tokens"],
+        seed=cfg.seed,
+        metrics={"train_loss": c["train_loss"], "eval_loss": final_eval},
+    )
+    if env.is_main:
+        cfg.out.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(cfg.out)
+        write_manifest(cfg.out, manifest)
+    env.barrier()
+    return manifest

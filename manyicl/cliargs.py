@@ -1,0 +1,76 @@
+"""Command lines from frozen config dataclasses: each field is one `--flag`, its help in
+`field(metadata={"help": ...})`, its default the dataclass default. Validation stays in the
+dataclass's `__post_init__`, so the CLI and the Python API check the same things."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from enum import Enum
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def arg(help: str, **kwargs: Any) -> Any:
+    """A dataclass field with its `--flag` help text (and `default=` if it has one)."""
+    return dataclasses.field(metadata={"help": help}, **kwargs)
+
+
+def add_dataclass_args(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One `--flag` per field of `cls` (underscores become dashes)."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if not f.init or f.metadata.get("cli") is False:
+            continue
+        kind = _unwrap(hints[f.name])
+        flag = "--" + f.name.replace("_", "-")
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        default = None if required else _default(f)
+        help_text = f.metadata.get("help", "")
+        if kind is bool:
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=default, help=help_text
+            )
+            continue
+        if default is not None:
+            help_text = f"{help_text} (default: {_show(default)})"
+        kwargs: dict[str, Any] = {
+            "type": kind,
+            "default": default,
+            "help": help_text,
+            "required": required,
+        }
+        if issubclass(kind, Enum):
+            kwargs.update(choices=list(kind), metavar="{" + ",".join(kind) + "}")
+        parser.add_argument(flag, **kwargs)
+
+
+def from_args(cls: type[T], args: argparse.Namespace) -> T:
+    """Build `cls` from parsed args; `__post_init__` validates."""
+    names = {
+        f.name for f in dataclasses.fields(cls) if f.init and f.metadata.get("cli") is not False
+    }
+    return cls(**{k: v for k, v in vars(args).items() if k in names})
+
+
+def _unwrap(hint: Any) -> type:
+    """The flag's value type: X for `X` or `X | None`."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, Path):
+        return str(value)
+    return repr(value) if isinstance(value, str) else str(value)

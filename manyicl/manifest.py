@@ -1,0 +1,91 @@
+"""The adapter manifest (`manyicl.json`): everything the server needs to serve an adapter as it
+was trained (base model, prompt format) and what a reader needs to trust it (config, metrics).
+Written by `manyicl-finetune`, read by `manyicl-serve` and `manyicl-eval`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from manyicl.prompting import PromptFormat
+
+MANIFEST_FILE = "manyicl.json"
+
+
+class BaseModelRef(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str  # the local folder, or a hub id, the adapter was trained on
+    fingerprint: str  # model_fingerprint() of it: the server checks it before serving
+
+
+class AdapterManifest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    manyicl_version: str
+    created: str
+    base_model: BaseModelRef
+    prompt_format: PromptFormat
+    objective: str
+    loss_norm: str
+    max_seq_len: int
+    lora: dict[str, Any]
+    training: dict[str, Any]  # the whole training config
+    steps: int
+    tokens_trained: int
+    seed: int
+    metrics: dict[str, float | None]
+
+    def adapter_name(self, adapter_dir: Path) -> str:
+        """A name that changes whenever the weights change: vLLM keys its prefix cache by
+        adapter name, so two different adapters must never share one."""
+        weights = adapter_dir / "adapter_model.safetensors"
+        return f"manyicl-{_file_digest(weights)[:12]}"
+
+
+def write_manifest(adapter_dir: Path, manifest: AdapterManifest) -> None:
+    """Write atomically: a crash never leaves half a manifest next to an adapter."""
+    tmp = adapter_dir / f".{MANIFEST_FILE}.tmp"
+    tmp.write_text(manifest.model_dump_json(indent=2) + "\n")
+    os.replace(tmp, adapter_dir / MANIFEST_FILE)
+
+
+def read_manifest(adapter_dir: Path) -> AdapterManifest:
+    """Read and validate; the error says which file and what is wrong."""
+    path = adapter_dir / MANIFEST_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{adapter_dir} has no {MANIFEST_FILE}: not a manyicl adapter")
+    try:
+        return AdapterManifest.model_validate(json.loads(path.read_text()))
+    except (ValueError, ValidationError) as e:
+        raise ValueError(f"{path} is not a valid manifest: {e}") from e
+
+
+def model_fingerprint(path_or_id: str) -> str:
+    """A cheap identity of a base model: config.json plus each weight file's size and its
+    first and last MiB. A hub id (no local folder) is its own fingerprint."""
+    folder = Path(path_or_id)
+    if not folder.is_dir():
+        return f"hub:{path_or_id}"
+    digest = hashlib.sha256((folder / "config.json").read_bytes())
+    for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        size = weights.stat().st_size
+        digest.update(f"{weights.name}:{size}".encode())
+        with weights.open("rb") as f:
+            digest.update(f.read(1 << 20))
+            f.seek(max(0, size - (1 << 20)))
+            digest.update(f.read())
+    return digest.hexdigest()[:16]
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
