@@ -16,14 +16,15 @@ def main(argv: list[str] | None = None) -> None:
     from manyicl.finetune.trainer import FinetuneError, train  # torch import after --help
 
     try:
-        manifest = train(cfg)
+        result = train(cfg)
     except FinetuneError as e:
         print(f"manyicl-finetune: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    if manifest is not None:
+    if result is not None:
+        metrics = result.manifest.metrics
         print(
-            f"adapter written to {cfg.out} (train loss {manifest.metrics['train_loss']:.4f}, "
-            f"eval loss {manifest.metrics['eval_loss']:.4f})"
+            f"adapter written to {cfg.out} (train loss {metrics['train_loss']:.4f}, "
+            f"eval loss {metrics['eval_loss']:.4f})"
         )
 
 

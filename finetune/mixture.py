@@ -68,6 +68,11 @@ def load_mixture(path: Path, seed: int = 0, base_dir: Path | None = None) -> Mix
     _check_keys(raw, {"settings", "heldout", "task"}, str(path))
     settings = {**_SETTINGS, **raw.get("settings", {})}
     _check_keys(settings, set(_SETTINGS), f"{path} [settings]")
+    if not 0 <= settings["eval_examples"] < settings["min_examples"] <= settings["max_examples"]:
+        raise MixtureError(
+            f"{path} [settings]: need 0 <= eval_examples < min_examples <= "
+            f"max_examples, got {settings}"
+        )
     heldout = raw.get("heldout", {})
     _check_keys(heldout, {"tasks", "prefixes"}, f"{path} [heldout]")
     entries = raw.get("task", [])

@@ -11,6 +11,7 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import torch
 from tqdm import tqdm
@@ -120,7 +121,13 @@ def eval_loss(model, seqs: list[RenderedPrompt], pad_id: int, env: DistEnv) -> f
     return env.all_sum(total) / max(env.all_sum(count), 1)
 
 
-def train(cfg: FinetuneConfig, stop_after: int | None = None) -> AdapterManifest | None:
+@dataclass(frozen=True)
+class TrainResult:
+    manifest: AdapterManifest
+    model: torch.nn.Module  # the trained peft model, as saved
+
+
+def train(cfg: FinetuneConfig, stop_after: int | None = None) -> TrainResult | None:
     """Run the whole job. `stop_after` ends the loop after that step as a kill would
     (tests use it to check --resume)."""
     env = DistEnv.from_env()
@@ -139,11 +146,12 @@ def train(cfg: FinetuneConfig, stop_after: int | None = None) -> AdapterManifest
     counters = {"step": 0, "tokens": 0, "answers": 0, "train_loss": None}
     if cfg.resume and (ckpt := latest_checkpoint(cfg.out)):
         counters = load_checkpoint(ckpt, model, optimizer)
+        if env.is_main:
+            _truncate_metrics(cfg.out / "metrics.jsonl", counters["step"])
     loop = _Loop(cfg, setup, env, model, wrap_ddp(model, env), optimizer, counters)
-    done = loop.run(stop_after)
-    if not done:
+    if not loop.run(stop_after):
         return None
-    return _finish(cfg, setup, env, model, loop)
+    return TrainResult(_finish(cfg, setup, env, model, loop), model)
 
 
 @dataclass
@@ -244,6 +252,17 @@ class _Loop:
                     cfg.out, c["step"], self.model, self.optimizer, dict(c), cfg.keep_checkpoints
                 )
         self.env.barrier()
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop records of steps after the checkpoint: they are about to be trained again."""
+    if path.is_file():
+        keep = [
+            line
+            for line in path.read_text().splitlines()
+            if line.strip() and json.loads(line)["step"] <= step
+        ]
+        path.write_text("".join(line + "\n" for line in keep))
 
 
 class _nullcontext:

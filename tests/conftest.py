@@ -31,3 +31,57 @@ def smollm2_tok(smollm2_hf_tokenizer):
     from manyicl.prompting import HFTokenizer
 
     return HFTokenizer(smollm2_hf_tokenizer)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory, smollm2_hf_tokenizer) -> str:
+    """A randomly initialised 2-layer Llama with SmolLM2's tokenizer: trains in seconds."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(smollm2_hf_tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        # Large enough for logits to move: with the default 0.02 a normed hidden state times
+        # a tiny embedding caps every logit near 1, and LoRA cannot train the norms.
+        initializer_range=0.3,
+        bos_token_id=smollm2_hf_tokenizer.bos_token_id,
+        eos_token_id=smollm2_hf_tokenizer.eos_token_id,
+    )
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    smollm2_hf_tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def toy_mixture(tmp_path_factory) -> str:
+    """A learnable two-task mixture: label a word by its first letter; reverse 3 letters."""
+    import json
+    import random
+
+    folder = tmp_path_factory.mktemp("toy-mixture")
+    rng = random.Random(0)
+    words = ["apple", "avocado", "banana", "blueberry", "cherry", "cranberry", "apricot", "bean"]
+    with (folder / "fruit.jsonl").open("w") as f:
+        for _ in range(120):
+            w = rng.choice(words)
+            f.write(json.dumps({"input": w, "output": "A" if w[0] == "a" else "other"}) + "\n")
+    letters = "abcdefgh"
+    with (folder / "reverse.jsonl").open("w") as f:
+        for _ in range(120):
+            s = "".join(rng.choice(letters) for _ in range(3))
+            f.write(json.dumps({"input": " ".join(s), "output": " ".join(reversed(s))}) + "\n")
+    (folder / "mix.toml").write_text(
+        "[settings]\neval_examples = 16\nmin_examples = 32\n"
+        '[[task]]\nname = "fruit"\nsource = "jsonl"\npath = "fruit.jsonl"\n'
+        '[[task]]\nname = "reverse"\nsource = "jsonl"\npath = "reverse.jsonl"\n'
+    )
+    return str(folder / "mix.toml")

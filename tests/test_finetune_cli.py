@@ -1,0 +1,134 @@
+"""The real `manyicl-finetune` entry point: bad input fails before training, torchrun with two
+CPU processes, and a short run on the default SmolLM2 model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from manyicl.manifest import read_manifest
+
+CLI = [sys.executable, "-m", "manyicl.finetune.cli"]
+
+
+def _run(args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--model", "/nonexistent/model"], "does not exist"),
+        (["--mixture", "{tmp}/missing.toml"], "cannot read mixture"),
+        (["--mixture", "{tmp}/empty.toml"], "lists no"),
+        (["--max-seq-len", "100000"], "exceeds the model's context"),
+        (["--lr", "-1"], "--lr must be > 0"),
+        (["--shots", "many"], "--shots must be"),
+        (["--objective", "zero-shot", "--shots", "8"], "one example per sequence"),
+        (["--prompt-format", "fancy"], "unknown prompt format"),
+        (["--mixture", "{tmp}/small.toml"], "it needs 500"),
+    ],
+)
+def test_bad_input_exits_with_a_reason_before_training(
+    tmp_path, tiny_llama_dir, toy_mixture, args, message
+):
+    (tmp_path / "empty.toml").write_text("[settings]\n")
+    (tmp_path / "small.toml").write_text(
+        f'[[task]]\nname = "f"\nsource = "jsonl"\npath = "{Path(toy_mixture).parent}/fruit.jsonl"'
+        "\n[settings]\nmin_examples = 500\n"
+    )
+    base = ["--out", str(tmp_path / "out"), "--model", tiny_llama_dir, "--mixture", toy_mixture]
+    proc = _run(base + [a.format(tmp=tmp_path) for a in args], timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert message in proc.stderr
+    assert not (tmp_path / "out" / "adapter_model.safetensors").exists()
+
+
+_DDP_SCRIPT = """
+import hashlib, json, os, sys
+from pathlib import Path
+from manyicl.finetune.config import FinetuneConfig
+from manyicl.finetune.trainer import train
+
+if __name__ == "__main__":
+    out, model, mixture = sys.argv[1:4]
+    cfg = FinetuneConfig(out=Path(out), model=model, mixture=Path(mixture), max_seq_len=192,
+                         max_steps=4, grad_accum=2, lr=1e-2, warmup_steps=0, eval_every=2,
+                         save_every=2, eval_sequences=4, gradient_checkpointing=False)
+    result = train(cfg)
+    digest = hashlib.sha256()
+    for name, p in sorted(result.model.named_parameters()):
+        if p.requires_grad:
+            digest.update(p.detach().numpy().tobytes())
+    record = {"digest": digest.hexdigest(), "eval_loss": result.manifest.metrics["eval_loss"]}
+    Path(out, f"rank{os.environ['RANK']}.json").write_text(json.dumps(record))
+"""
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes_agree(tmp_path, tiny_llama_dir, toy_mixture):
+    script = tmp_path / "ddp.py"
+    script.write_text(_DDP_SCRIPT)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            str(script),
+            str(out),
+            tiny_llama_dir,
+            toy_mixture,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0] == ranks[1]
+    manifest = read_manifest(out)
+    assert manifest.steps == 4 and manifest.metrics["eval_loss"] == ranks[0]["eval_loss"]
+    assert (out / "checkpoints" / "step-0000004").is_dir()
+
+
+@pytest.mark.slow
+def test_cli_trains_the_default_model_on_big_bench(tmp_path):
+    mixture = tmp_path / "mix.toml"
+    mixture.write_text(
+        "[settings]\neval_examples = 8\n"
+        '[[task]]\nname = "bigbench:arithmetic/2_digit_addition"\n'
+        '[[task]]\nname = "bigbench:metaphor_boolean"\n'
+    )
+    out = tmp_path / "out"
+    proc = _run(
+        [
+            "--out",
+            str(out),
+            "--mixture",
+            str(mixture),
+            "--max-seq-len",
+            "256",
+            "--max-steps",
+            "2",
+            "--grad-accum",
+            "1",
+            "--eval-sequences",
+            "2",
+        ]
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "adapter written to" in proc.stdout
+    manifest = read_manifest(out)
+    assert manifest.base_model.path.endswith("smollm2-135m-instruct-0.1.2-bf16")
+    assert manifest.prompt_format.name == "plain" and manifest.steps == 2
+    assert manifest.training["objective"] == "all-targets"
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["r"] == 16 and config["peft_type"] == "LORA"

@@ -1,0 +1,108 @@
+"""Mixture files and task sources: what loads, and what fails with a clear message."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from manyicl.finetune.mixture import DEFAULT_MIXTURE, MixtureError, load_mixture
+from manyicl.finetune.tasks import load_hf_disk, load_jsonl
+
+
+def _jsonl(path, n, **extra):
+    rows = [{"input": f"q{i}", "output": f"a{i}", **extra} for i in range(n)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _mixture(tmp_path, body: str):
+    path = tmp_path / "mix.toml"
+    path.write_text(body)
+    return path
+
+
+def test_jsonl_mixture_splits_train_and_eval(tmp_path):
+    _jsonl(tmp_path / "a.jsonl", 20, instruction="Copy.")
+    path = _mixture(
+        tmp_path,
+        """
+[settings]
+eval_examples = 5
+min_examples = 10
+[[task]]
+name = "a"
+source = "jsonl"
+path = "a.jsonl"
+weight = 2
+""",
+    )
+    (task,) = load_mixture(path).tasks
+    assert task.task.instruction == "Copy." and task.weight == 2.0
+    assert len(task.train) == 15 and len(task.eval) == 5
+    assert not set(task.train) & set(task.eval)
+    assert load_mixture(path, seed=0) == load_mixture(path, seed=0)
+
+
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ("", "lists no"),
+        ("[[task]\nname=", "cannot read"),
+        ("[[task]]\nname = 'a'\nsource = 'jsonl'\npath = 'a.jsonl'\ncolour = 1", "unknown keys"),
+        ("[settings]\nepochs = 3\n[[task]]\nname = 'a'", "unknown keys"),
+        ("[[task]]\nname = 'a'\nsource = 'jsonl'\npath = 'missing.jsonl'", "No such file"),
+        ("[[task]]\nname = 'a'\nsource = 'csv'\npath = 'a.jsonl'", "unknown source"),
+        ("[[task]]\nname = 'a'\nsource = 'jsonl'\npath = 'a.jsonl'\nweight = 0", "positive weight"),
+        ("[[task]]\nname = 'a'\nsource = 'jsonl'\npath = 'a.jsonl'", "needs 64"),
+        (
+            "[heldout]\ntasks = ['a']\n[[task]]\nname = 'a'\nsource = 'jsonl'\npath = 'a.jsonl'",
+            "held out",
+        ),
+        (
+            "[heldout]\nprefixes = ['bigbench:modified_arithmetic/']\n[[task]]\n"
+            "name = 'bigbench:modified_arithmetic/three_digit_addition_control'",
+            "held out",
+        ),
+        ("[[task]]\nname = 'bigbench:no_such_task'", "no BIG-bench task"),
+    ],
+)
+def test_bad_mixtures_fail_with_a_reason(tmp_path, body, message):
+    _jsonl(tmp_path / "a.jsonl", 20)
+    with pytest.raises(MixtureError, match=message):
+        load_mixture(_mixture(tmp_path, body))
+
+
+def test_jsonl_errors_name_the_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"input": "a", "output": "b"}\n{"input": 3, "output": "b"}\n')
+    with pytest.raises(ValueError, match=r"bad\.jsonl:2"):
+        load_jsonl(path)
+
+
+def test_hf_disk_source_maps_columns(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    data = datasets.DatasetDict(
+        {"train": datasets.Dataset.from_dict({"question": ["q1", "q2"], "answer": ["a1", "a2"]})}
+    )
+    data.save_to_disk(str(tmp_path / "ds"))
+    task = load_hf_disk(tmp_path / "ds", "train", "question", "answer", "qa")
+    assert [(e.input, e.output) for e in task.examples] == [("q1", "a1"), ("q2", "a2")]
+    with pytest.raises(ValueError, match="no column"):
+        load_hf_disk(tmp_path / "ds", "train", "text", "answer")
+    with pytest.raises(ValueError, match="split"):
+        load_hf_disk(tmp_path / "ds", "test", "question", "answer")
+
+
+@pytest.mark.slow
+def test_default_mixture_is_real_big_bench_and_never_trains_on_heldout():
+    mixture = load_mixture(DEFAULT_MIXTURE)
+    names = [t.task.name for t in mixture.tasks]
+    assert len(names) >= 30 and all(n.startswith("bigbench:") for n in names)
+    assert not any(mixture.is_heldout(n) for n in names)
+    metrics = {t.task.metric for t in mixture.tasks}
+    assert metrics == {"multiple_choice", "exact_match", "rouge"}
+    families = {n.split(":")[1].split("/")[0] for n in names}
+    heldout_families = {p.split(":")[1].rstrip("/") for p in mixture.heldout_prefixes}
+    heldout_families |= {t.split(":")[1].split("/")[0] for t in mixture.heldout_tasks}
+    assert not families & heldout_families  # a source dataset stays on one side
