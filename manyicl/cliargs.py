@@ -20,8 +20,10 @@ def arg(help: str, **kwargs: Any) -> Any:
     return dataclasses.field(metadata={"help": help}, **kwargs)
 
 
-def add_dataclass_args(parser: argparse.ArgumentParser, cls: type) -> None:
-    """One `--flag` per field of `cls` (underscores become dashes)."""
+def add_dataclass_args(parser: argparse.ArgumentParser, cls: type,
+                       show_defaults: bool = True) -> None:
+    """One `--flag` per field of `cls` (underscores become dashes). `show_defaults=False`
+    for parsers whose formatter already prints them (vLLM's)."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if not f.init or f.metadata.get("cli") is False:
@@ -36,7 +38,7 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls: type) -> None:
                 flag, action=argparse.BooleanOptionalAction, default=default, help=help_text
             )
             continue
-        if default is not None:
+        if default is not None and show_defaults:
             help_text = f"{help_text} (default: {_show(default)})"
         kwargs: dict[str, Any] = {
             "type": kind,

@@ -1,0 +1,225 @@
+"""The FastAPI app: thin routes over CompletionService and the demo-set registry.
+
+app = create_app(engine, registry, metrics, api_key=None)
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from manyicl.prompting import DemoSet, assemble, plan_shots
+from manyicl.serve.engine import ManyICLEngine
+from manyicl.serve.errors import APIError, bad_request, not_found
+from manyicl.serve.metrics import ServerMetrics
+from manyicl.serve.protocol import (
+    CompletionRequest,
+    DemoSetCreate,
+    DemoSetDeleted,
+    DemoSetInfo,
+    DemoSetList,
+    ModelCard,
+    ModelList,
+)
+from manyicl.serve.registry import DemoSetRegistry, TokenizedDemoSet
+from manyicl.serve.serving import CompletionService
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    engine: ManyICLEngine,
+    registry: DemoSetRegistry,
+    metrics: ServerMetrics,
+    api_key: str | None = None,
+    public_metrics: bool = False,
+    max_body_bytes: int = 32 << 20,
+) -> FastAPI:
+    """Routes, auth, body limit and error handlers around an engine; no globals."""
+    app = FastAPI(title="manyicl", docs_url=None, redoc_url=None)
+    app.state.max_body_bytes = max_body_bytes
+    service = CompletionService(engine, registry, metrics)
+    metrics.demo_sets.set(len(registry))
+    open_paths = {"/health"} | ({"/metrics"} if public_metrics else set())
+    _add_middleware(app, metrics, api_key, open_paths, max_body_bytes)
+    _add_error_handlers(app)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request):
+        req = await _parse(request, CompletionRequest)
+        result = await service.create(req)
+        if isinstance(result, BaseModel):
+            return JSONResponse(result.model_dump(mode="json"))
+        return StreamingResponse(result, media_type="text/event-stream")
+
+    @app.get("/v1/models")
+    async def models() -> ModelList:
+        return ModelList(
+            data=[
+                ModelCard(id=m.name, root=m.root, parent=None if m.lora is None else m.root)
+                for m in engine.models.values()
+            ]
+        )
+
+    @app.post("/v1/demo_sets")
+    async def create_demo_set(request: Request):
+        body = await _parse(request, DemoSetCreate)
+        demos = DemoSet(examples=body.examples, instruction=body.instruction, name=body.name)
+        entry, new = registry.add(demos)
+        metrics.demo_sets.set(len(registry))
+        if body.warm:
+            await _warm(engine, entry)
+        return JSONResponse(
+            _info(entry, body.warm).model_dump(mode="json"), status_code=201 if new else 200
+        )
+
+    @app.get("/v1/demo_sets")
+    async def list_demo_sets() -> DemoSetList:
+        return DemoSetList(data=[_info(e) for e in registry.sets.values()])
+
+    @app.get("/v1/demo_sets/{set_id}")
+    async def get_demo_set(set_id: str):
+        entry = registry.get(set_id)
+        if entry is None:
+            raise not_found(f"demo set {set_id!r} is not registered", "id", "demo_set_not_found")
+        info = _info(entry).model_dump(mode="json")
+        return JSONResponse({**info, "demo_set": entry.demos.model_dump(mode="json")})
+
+    @app.delete("/v1/demo_sets/{set_id}")
+    async def delete_demo_set(set_id: str) -> DemoSetDeleted:
+        if not registry.delete(set_id):
+            raise not_found(f"demo set {set_id!r} is not registered", "id", "demo_set_not_found")
+        metrics.demo_sets.set(len(registry))
+        return DemoSetDeleted(id=set_id)
+
+    @app.get("/health")
+    async def health():
+        if engine.dead:
+            return JSONResponse({"status": "engine_dead"}, status_code=503)
+        return {"status": "ok"}
+
+    @app.get("/metrics")
+    async def prometheus_metrics():
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    return app
+
+
+async def _parse(request: Request, model: type[BaseModel]):
+    """Body -> request model; malformed JSON and wrong fields become 400s naming the field."""
+    body = await request.body()
+    limit = request.app.state.max_body_bytes
+    if len(body) > limit:  # a chunked body carries no Content-Length to check up front
+        raise APIError(413, f"request body exceeds {limit} bytes", code="request_too_large")
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as e:
+        first = e.errors()[0]
+        if first["type"] == "json_invalid":
+            raise bad_request(f"malformed JSON: {first['msg']}") from None
+        param = ".".join(str(p) for p in first["loc"]) or None
+        kind = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
+        raise bad_request(f"{param}: {kind}" if param else kind, param) from None
+
+
+def _info(entry: TokenizedDemoSet, warmed: bool = False) -> DemoSetInfo:
+    return DemoSetInfo(
+        id=entry.id,
+        name=entry.demos.name,
+        created=entry.created,
+        num_examples=len(entry.examples),
+        num_tokens=entry.num_tokens,
+        warmed=warmed,
+    )
+
+
+async def _warm(engine: ManyICLEngine, entry: TokenizedDemoSet) -> None:
+    """Prefill the demo block a default request would use (first-k, as many as fit)."""
+    plan = plan_shots(
+        [len(e) for e in entry.examples],
+        fixed_tokens=len(entry.header) + 1,
+        max_context=engine.max_model_len,
+    )
+    ids = assemble(entry.header, [entry.examples[i] for i in plan.indices]).token_ids
+    await engine.warm(ids, engine.default_model, f"warm-{uuid.uuid4().hex}")
+
+
+def _add_middleware(
+    app: FastAPI,
+    metrics: ServerMetrics,
+    api_key: str | None,
+    open_paths: set[str],
+    max_body_bytes: int,
+) -> None:
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        started = time.perf_counter()
+        response = _check_request(request, api_key, open_paths, max_body_bytes)
+        if response is None:
+            response = await call_next(request)
+        route = request.scope.get("route")
+        path = route.path if route is not None else "unmatched"
+        metrics.requests.labels(path, str(response.status_code)).inc()
+        log.debug(
+            "%s %s %s %.3fs",
+            request.method,
+            request.url.path,
+            response.status_code,
+            time.perf_counter() - started,
+        )
+        return response
+
+
+def _check_request(
+    request: Request, api_key: str | None, open_paths: set[str], max_body_bytes: int
+) -> JSONResponse | None:
+    """Auth and body size, before the body is read; None when the request may proceed."""
+    if api_key is not None and request.url.path not in open_paths:
+        header = request.headers.get("authorization", "")
+        given = header[7:] if header.lower().startswith("bearer ") else ""
+        if not hmac.compare_digest(given.encode(), api_key.encode()):
+            err = APIError(
+                401,
+                "invalid or missing API key (Authorization: Bearer ...)",
+                "authentication_error",
+                code="invalid_api_key",
+            )
+            return _error_response(err)
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > max_body_bytes:
+        err = APIError(
+            413,
+            f"request body of {length} bytes exceeds {max_body_bytes}",
+            code="request_too_large",
+        )
+        return _error_response(err)
+    return None
+
+
+def _error_response(err: APIError) -> JSONResponse:
+    return JSONResponse(err.response().model_dump(mode="json"), status_code=err.status)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(APIError)
+    async def api_error(_: Request, err: APIError):
+        return _error_response(err)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, err: StarletteHTTPException):
+        kind = "not_found_error" if err.status_code == 404 else "invalid_request_error"
+        return _error_response(APIError(err.status_code, str(err.detail), kind))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, err: Exception):
+        log.exception("unhandled error")
+        return _error_response(
+            APIError(500, f"internal error: {type(err).__name__}", "server_error")
+        )

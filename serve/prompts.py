@@ -1,0 +1,141 @@
+"""Request -> prompt token ids: demonstrations (inline or registered) + query, fitted to the
+context with the shot budget, rendered exactly as in training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from manyicl.prompting import (
+    ContextOverflow,
+    DemoSet,
+    HFTokenizer,
+    PromptFormat,
+    assemble,
+    plan_shots,
+    tokenize_query,
+)
+from manyicl.serve.errors import bad_request, not_found
+from manyicl.serve.protocol import CompletionRequest, PromptInfo
+from manyicl.serve.registry import DemoSetRegistry, TokenizedDemoSet, tokenize_demo_set
+
+
+@dataclass(frozen=True)
+class PreparedPrompt:
+    token_ids: list[int]
+    info: PromptInfo
+    uses_demos: bool
+
+
+def prepare_prompts(
+    req: CompletionRequest,
+    fmt: PromptFormat,
+    tok: HFTokenizer,
+    registry: DemoSetRegistry,
+    max_model_len: int,
+) -> list[PreparedPrompt]:
+    """Every prompt of the request as token ids; raises APIError for bad input."""
+    demo_set = _demo_set(req, fmt, tok, registry)
+    prompts = split_prompts(req.prompt)
+    if demo_set is None:
+        return [_plain(i, p, tok, req, max_model_len) for i, p in enumerate(prompts)]
+    if not all(isinstance(p, str) for p in prompts):
+        raise bad_request(
+            "with demonstrations, prompt is the query text: a string or a list "
+            "of strings, not token ids",
+            "prompt",
+        )
+    return [_many_shot(i, q, demo_set, fmt, tok, req, max_model_len) for i, q in enumerate(prompts)]
+
+
+def split_prompts(prompt: str | list) -> list[str | list[int]]:
+    """OpenAI's `prompt` forms -> a list of prompts (strings or token-id lists)."""
+    if isinstance(prompt, str):
+        return [prompt]
+    if not prompt:
+        raise bad_request("prompt must not be empty", "prompt")
+    if all(isinstance(t, int) for t in prompt):
+        return [list(prompt)]
+    return list(prompt)
+
+
+def _demo_set(
+    req: CompletionRequest, fmt: PromptFormat, tok: HFTokenizer, registry: DemoSetRegistry
+) -> TokenizedDemoSet | None:
+    if req.demonstrations is not None and req.demo_set is not None:
+        raise bad_request("give demonstrations or demo_set, not both", "demo_set")
+    if req.instruction is not None and req.demonstrations is None:
+        raise bad_request(
+            "instruction goes with inline demonstrations (a registered set carries its own)",
+            "instruction",
+        )
+    if req.demo_set is not None:
+        entry = registry.get(req.demo_set)
+        if entry is None:
+            raise not_found(
+                f"demo set {req.demo_set!r} is not registered", "demo_set", "demo_set_not_found"
+            )
+        return entry
+    if req.demonstrations is not None:
+        demos = DemoSet(examples=req.demonstrations, instruction=req.instruction)
+        return tokenize_demo_set(demos, fmt, tok)
+    return None
+
+
+def _reserve(req: CompletionRequest) -> int:
+    """Tokens to keep free for generation (at least one even when max_tokens is None)."""
+    return max(req.max_tokens or 1, 1)
+
+
+def _many_shot(
+    index: int,
+    query: str,
+    ds: TokenizedDemoSet,
+    fmt: PromptFormat,
+    tok: HFTokenizer,
+    req: CompletionRequest,
+    max_model_len: int,
+) -> PreparedPrompt:
+    query_ids = tokenize_query(fmt, tok, query)
+    try:
+        plan = plan_shots(
+            [len(e) for e in ds.examples],
+            fixed_tokens=len(ds.header) + len(query_ids) + _reserve(req),
+            max_context=max_model_len,
+            policy=req.shot_policy,
+            seed=req.shot_seed,
+            max_shots=req.max_shots,
+        )
+    except ContextOverflow as e:
+        raise bad_request(f"prompt {index}: {e}", "prompt", "context_length_exceeded") from None
+    rendered = assemble(ds.header, [ds.examples[i] for i in plan.indices], query_ids)
+    info = PromptInfo(
+        index=index,
+        shots_used=len(plan.indices),
+        shots_dropped=plan.dropped,
+        demo_block_tokens=rendered.demo_block_end,
+    )
+    return PreparedPrompt(rendered.token_ids, info, True)
+
+
+def _plain(
+    index: int,
+    prompt: str | list[int],
+    tok: HFTokenizer,
+    req: CompletionRequest,
+    max_model_len: int,
+) -> PreparedPrompt:
+    if isinstance(prompt, str):
+        ids = tok.hf.encode(prompt)  # like vLLM: the tokenizer's own special tokens (BOS)
+    else:
+        ids = list(prompt)
+        vocab = len(tok.hf)
+        if not ids or any(not 0 <= t < vocab for t in ids):
+            raise bad_request(f"prompt {index}: token ids must be in [0, {vocab})", "prompt")
+    if len(ids) + _reserve(req) > max_model_len:
+        raise bad_request(
+            f"prompt {index}: {len(ids)} prompt tokens + {_reserve(req)} to "
+            f"generate exceed the context of {max_model_len}",
+            "prompt",
+            "context_length_exceeded",
+        )
+    return PreparedPrompt(ids, PromptInfo(index=index), False)

@@ -1,0 +1,185 @@
+"""Request and response models of the HTTP API, field by field as in the OpenAI API reference
+(completions, models, errors), with this server's extensions in one marked block each."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+from manyicl.prompting import Example, ShotPolicy
+
+
+class OpenAIModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RequestModel(BaseModel):
+    """Request bodies: parsed with `model_validate_json`; strict, so "0.5" is not a number."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+# ----- errors -------------------------------------------------------------------------------
+
+
+class ErrorInfo(OpenAIModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(OpenAIModel):
+    error: ErrorInfo
+
+
+# ----- /v1/completions request --------------------------------------------------------------
+
+
+class StreamOptions(RequestModel):
+    include_usage: StrictBool = False
+
+
+class CompletionRequest(RequestModel):
+    """POST /v1/completions. Unknown fields are rejected (400), not ignored."""
+
+    model: StrictStr
+    prompt: StrictStr | list[StrictStr] | list[StrictInt] | list[list[StrictInt]]
+    best_of: StrictInt | None = None
+    echo: StrictBool = False
+    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    logit_bias: dict[str, float] | None = None
+    logprobs: StrictInt | None = Field(None, ge=0, le=5)
+    max_tokens: StrictInt | None = Field(16, ge=0)
+    n: StrictInt = Field(1, ge=1, le=128)
+    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    seed: StrictInt | None = None
+    stop: StrictStr | list[StrictStr] | None = None
+    stream: StrictBool = False
+    stream_options: StreamOptions | None = None
+    suffix: StrictStr | None = None
+    temperature: float = Field(1.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    user: StrictStr | None = None
+
+    # --- manyicl extensions -------------------------------------------------------------
+    # With `demonstrations` or `demo_set`, `prompt` is the query input (a string, or a list
+    # of strings sharing the demonstrations), rendered with the adapter's prompt format after
+    # the demo block; without them `prompt` is a plain completion prompt.
+    demonstrations: list[Example] | None = Field(None, min_length=1)
+    instruction: StrictStr | None = None  # with `demonstrations`: rendered before them
+    demo_set: StrictStr | None = None  # id of a set registered with POST /v1/demo_sets
+    max_shots: StrictInt | None = Field(None, ge=0)  # at most this many demonstrations
+    shot_policy: ShotPolicy = ShotPolicy.FIRST  # which demonstrations when not all fit
+    shot_seed: StrictInt = 0  # seed of the `random` shot policy
+    return_token_ids: StrictBool = False  # echo the prompt token ids the engine received
+    # --- end of extensions ----------------------------------------------------------------
+
+
+# ----- /v1/completions response -------------------------------------------------------------
+
+
+class CompletionLogprobs(OpenAIModel):
+    tokens: list[str] = []
+    token_logprobs: list[float | None] = []
+    top_logprobs: list[dict[str, float] | None] = []
+    text_offset: list[int] = []
+
+
+class CompletionChoice(OpenAIModel):
+    text: str
+    index: int
+    logprobs: CompletionLogprobs | None = None
+    finish_reason: Literal["stop", "length"] | None = None
+
+
+class PromptTokensDetails(OpenAIModel):
+    cached_tokens: int = 0
+
+
+class Usage(OpenAIModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    prompt_tokens_details: PromptTokensDetails = PromptTokensDetails()
+
+
+class PromptInfo(OpenAIModel):
+    """manyicl extension: what one prompt of the request became."""
+
+    index: int
+    shots_used: int = 0
+    shots_dropped: int = 0  # demonstrations left out for lack of context (or by max_shots)
+    demo_block_tokens: int = 0  # the shared prefix: header + demonstrations
+    prompt_token_ids: list[int] | None = None  # with return_token_ids
+
+
+class ManyICLInfo(OpenAIModel):
+    demo_set: str | None = None
+    prompts: list[PromptInfo] = []
+
+
+def _completion_id() -> str:
+    return f"cmpl-{uuid.uuid4().hex}"
+
+
+class CompletionResponse(OpenAIModel):
+    id: str = Field(default_factory=_completion_id)
+    object: Literal["text_completion"] = "text_completion"
+    created: int = Field(default_factory=lambda: int(time.time()))
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
+    manyicl: ManyICLInfo | None = None  # extension
+
+
+# ----- /v1/models ---------------------------------------------------------------------------
+
+
+class ModelCard(OpenAIModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = Field(default_factory=lambda: int(time.time()))
+    owned_by: str = "manyicl"
+    root: str | None = None
+    parent: str | None = None
+
+
+class ModelList(OpenAIModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+# ----- /v1/demo_sets (manyicl) --------------------------------------------------------------
+
+
+class DemoSetCreate(RequestModel):
+    examples: list[Example] = Field(min_length=1)
+    instruction: StrictStr | None = None
+    name: StrictStr | None = None
+    warm: StrictBool = False  # prefill the demo block into the prefix cache now
+
+
+class DemoSetInfo(OpenAIModel):
+    id: str
+    object: Literal["demo_set"] = "demo_set"
+    name: str | None = None
+    created: int
+    num_examples: int
+    num_tokens: int  # header plus every demonstration, in the server's prompt format
+    warmed: bool = False
+
+
+class DemoSetList(OpenAIModel):
+    object: Literal["list"] = "list"
+    data: list[DemoSetInfo]
+
+
+class DemoSetDeleted(OpenAIModel):
+    id: str
+    object: Literal["demo_set"] = "demo_set"
+    deleted: bool = True

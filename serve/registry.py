@@ -1,0 +1,121 @@
+"""Registered demo sets: content-addressed, tokenised once, persisted one JSON file per set.
+
+A set's id is `demo_set_id(demos, format, tokenizer)`, so registering the same set twice gives
+the same id and the same demo-block tokens. Files are written to a temporary name, fsynced and
+renamed: after a crash (kill -9 included) a set is either fully on disk or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from manyicl.prompting import (
+    DemoSet,
+    PromptFormat,
+    TokenizedExample,
+    Tokenizer,
+    demo_set_id,
+    tokenize_example,
+    tokenize_header,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TokenizedDemoSet:
+    """A demo set with its ids ready: what a request's demo block is assembled from."""
+
+    id: str
+    demos: DemoSet
+    header: tuple[int, ...]
+    examples: tuple[TokenizedExample, ...]
+    created: int
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.header) + sum(len(e) for e in self.examples)
+
+
+def tokenize_demo_set(
+    demos: DemoSet, fmt: PromptFormat, tok: Tokenizer, created: int | None = None
+) -> TokenizedDemoSet:
+    """Tokenise a set once, with its content id."""
+    return TokenizedDemoSet(
+        id=demo_set_id(demos, fmt, tok.fingerprint),
+        demos=demos,
+        header=tuple(tokenize_header(fmt, tok, demos.instruction)),
+        examples=tuple(tokenize_example(fmt, tok, ex) for ex in demos.examples),
+        created=created or int(time.time()),
+    )
+
+
+class DemoSetRegistry:
+    """In memory for speed, on disk for restarts. Not thread-safe: use from one event loop."""
+
+    def __init__(self, folder: Path, fmt: PromptFormat, tok: Tokenizer):
+        self.folder, self.fmt, self.tok = folder, fmt, tok
+        self.sets: dict[str, TokenizedDemoSet] = {}
+        folder.mkdir(parents=True, exist_ok=True)
+        self._load_all()
+
+    def _load_all(self) -> None:
+        for path in sorted(self.folder.glob("ds-*.json")):
+            try:
+                raw = json.loads(path.read_text())
+                entry = tokenize_demo_set(
+                    DemoSet.model_validate(raw["demo_set"]), self.fmt, self.tok, raw["created"]
+                )
+            except (OSError, ValueError, KeyError) as e:
+                log.warning("skipping unreadable demo set %s: %s", path, e)
+                continue
+            if entry.id != path.stem:  # another format or tokenizer: not ours to serve
+                log.warning("skipping %s: it was registered under another format/tokenizer", path)
+                continue
+            self.sets[entry.id] = entry
+
+    def add(self, demos: DemoSet) -> tuple[TokenizedDemoSet, bool]:
+        """Register (idempotent). Returns the entry and whether it was new."""
+        entry = tokenize_demo_set(demos, self.fmt, self.tok)
+        if entry.id in self.sets:
+            return self.sets[entry.id], False
+        payload = {"created": entry.created, "demo_set": demos.model_dump(mode="json")}
+        _atomic_write(self.folder / f"{entry.id}.json", json.dumps(payload))
+        self.sets[entry.id] = entry
+        return entry, True
+
+    def get(self, set_id: str) -> TokenizedDemoSet | None:
+        return self.sets.get(set_id)
+
+    def delete(self, set_id: str) -> bool:
+        if self.sets.pop(set_id, None) is None:
+            return False
+        (self.folder / f"{set_id}.json").unlink(missing_ok=True)
+        return True
+
+    def __len__(self) -> int:
+        return len(self.sets)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # the rename itself survives a crash
+        finally:
+            os.close(dir_fd)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

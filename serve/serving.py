@@ -1,0 +1,222 @@
+"""Completions: a validated request -> engine calls -> an OpenAI response or an SSE stream."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from vllm.outputs import RequestOutput
+
+from manyicl.serve.engine import ManyICLEngine, ServedModel
+from manyicl.serve.errors import APIError
+from manyicl.serve.metrics import ServerMetrics
+from manyicl.serve.prompts import PreparedPrompt, prepare_prompts
+from manyicl.serve.protocol import (
+    CompletionChoice,
+    CompletionLogprobs,
+    CompletionRequest,
+    CompletionResponse,
+    ManyICLInfo,
+    PromptTokensDetails,
+    Usage,
+)
+from manyicl.serve.registry import DemoSetRegistry
+
+
+class CompletionService:
+    def __init__(self, engine: ManyICLEngine, registry: DemoSetRegistry, metrics: ServerMetrics):
+        self.engine, self.registry, self.metrics = engine, registry, metrics
+
+    async def create(self, req: CompletionRequest) -> CompletionResponse | AsyncIterator[str]:
+        """Validate against the engine, then run; bad input raises APIError before any work."""
+        model = self.engine.resolve_model(req.model)
+        prompts = prepare_prompts(
+            req, self.engine.fmt, self.engine.tok, self.registry, self.engine.max_model_len
+        )
+        params = [
+            self.engine.sampling_params(req, len(p.token_ids), p.uses_demos, req.stream)
+            for p in prompts
+        ]
+        info = ManyICLInfo(demo_set=req.demo_set, prompts=[p.info for p in prompts])
+        run = _Run(self, req, model, prompts, params, info)
+        return run.stream() if req.stream else await run.full()
+
+
+class _Run:
+    """One completion request in flight."""
+
+    def __init__(
+        self,
+        service: CompletionService,
+        req,
+        model: ServedModel,
+        prompts: list[PreparedPrompt],
+        params,
+        info: ManyICLInfo,
+    ):
+        self.s, self.req, self.model, self.prompts, self.params = (
+            service,
+            req,
+            model,
+            prompts,
+            params,
+        )
+        self.info = info
+        self.id = f"cmpl-{uuid.uuid4().hex}"
+        self.started = time.perf_counter()
+
+    def _outputs(self, i: int) -> AsyncIterator[RequestOutput]:
+        return self.s.engine.generate(
+            self.prompts[i].token_ids, self.params[i], f"{self.id}-{i}", self.model
+        )
+
+    async def full(self) -> CompletionResponse:
+        async def last(i: int) -> RequestOutput:
+            final = None
+            async for out in self._outputs(i):
+                final = out
+            return final
+
+        self.s.metrics.running.inc()
+        try:
+            outs = await asyncio.gather(*(last(i) for i in range(len(self.prompts))))
+        finally:
+            self.s.metrics.running.dec()
+        choices = [
+            self._choice(i, o, o.text, o.token_ids, o.logprobs, first=True)
+            for i, out in enumerate(outs)
+            for o in out.outputs
+        ]
+        self._record(outs, sum(len(o.token_ids) for out in outs for o in out.outputs))
+        return CompletionResponse(
+            id=self.id,
+            model=self.model.name,
+            choices=choices,
+            usage=self._usage(outs, choices),
+            manyicl=self._info(outs),
+        )
+
+    async def stream(self) -> AsyncIterator[str]:
+        queue: asyncio.Queue = asyncio.Queue()
+
+        async def pump(i: int) -> None:
+            try:
+                async for out in self._outputs(i):
+                    await queue.put((i, out))
+            except Exception as e:  # the engine failed: report in-stream, don't hang
+                await queue.put((i, e))
+            await queue.put((i, None))
+
+        self.s.metrics.running.inc()
+        tasks = [asyncio.create_task(pump(i)) for i in range(len(self.prompts))]
+        try:
+            async for line in self._events(queue):
+                yield line
+        finally:  # client gone or done: cancelling the pumps aborts their engine requests
+            for t in tasks:
+                t.cancel()
+            self.s.metrics.running.dec()
+
+    async def _events(self, queue: asyncio.Queue) -> AsyncIterator[str]:
+        open_prompts, finals = len(self.prompts), [None] * len(self.prompts)
+        started: set[tuple[int, int]] = set()
+        generated, first_chunk = 0, True
+        while open_prompts:
+            i, out = await queue.get()
+            if out is None:
+                open_prompts -= 1
+                continue
+            if isinstance(out, Exception):
+                yield _sse_error(APIError(500, f"engine error: {out}", "server_error"))
+                return
+            finals[i] = out
+            for o in out.outputs:
+                first = (i, o.index) not in started
+                started.add((i, o.index))
+                generated += len(o.token_ids)
+                chunk = CompletionResponse(
+                    id=self.id,
+                    model=self.model.name,
+                    choices=[self._choice(i, o, o.text, o.token_ids, o.logprobs, first)],
+                    manyicl=self.info if first_chunk else None,
+                )
+                first_chunk = False
+                yield f"data: {chunk.model_dump_json()}\n\n"
+        self._record(finals, generated)
+        if self.req.stream_options and self.req.stream_options.include_usage:
+            usage = self._usage(finals, generated=generated)
+            chunk = CompletionResponse(id=self.id, model=self.model.name, choices=[], usage=usage)
+            yield f"data: {chunk.model_dump_json()}\n\n"
+        yield "data: [DONE]\n\n"
+
+    def _choice(self, i: int, o, text: str, token_ids, logprobs, first: bool) -> CompletionChoice:
+        prompt_text = ""
+        if self.req.echo and first:
+            prompt_text = self.s.engine.tok.decode(self.prompts[i].token_ids)
+        lp = None
+        if self.req.logprobs is not None:
+            lp = _logprobs(token_ids, logprobs or [], self.req.logprobs, len(prompt_text))
+        return CompletionChoice(
+            text=prompt_text + text,
+            index=i * self.req.n + o.index,
+            logprobs=lp,
+            finish_reason=_finish(o.finish_reason),
+        )
+
+    def _usage(self, outs, choices=None, generated: int | None = None) -> Usage:
+        prompt = sum(len(p.token_ids) for p in self.prompts)
+        cached = sum(out.num_cached_tokens or 0 for out in outs if out is not None)
+        if generated is None:
+            generated = sum(len(o.token_ids) for out in outs for o in out.outputs)
+        return Usage(
+            prompt_tokens=prompt,
+            completion_tokens=generated,
+            total_tokens=prompt + generated,
+            prompt_tokens_details=PromptTokensDetails(cached_tokens=cached),
+        )
+
+    def _info(self, outs) -> ManyICLInfo:
+        if self.req.return_token_ids:
+            for info, out in zip(self.info.prompts, outs, strict=True):
+                info.prompt_token_ids = list(out.prompt_token_ids)  # what the engine received
+        return self.info
+
+    def _record(self, outs, generated: int) -> None:
+        m = self.s.metrics
+        for p, out in zip(self.prompts, outs, strict=True):
+            if out is None:
+                continue
+            m.record_prompt(
+                len(p.token_ids),
+                out.num_cached_tokens or 0,
+                p.info.shots_used if p.uses_demos else None,
+            )
+            if out.metrics is not None and getattr(out.metrics, "first_token_latency", 0):
+                m.ttft.observe(out.metrics.first_token_latency)
+        m.generation_tokens.inc(generated)
+        m.latency.observe(time.perf_counter() - self.started)
+
+
+def _finish(reason: str | None) -> str | None:
+    return None if reason is None else ("length" if reason == "length" else "stop")
+
+
+def _logprobs(token_ids, logprobs, top_k: int, offset: int) -> CompletionLogprobs:
+    """vLLM's per-token logprob dicts -> OpenAI's completions logprobs object."""
+    result = CompletionLogprobs()
+    for tid, entries in zip(token_ids, logprobs, strict=False):
+        chosen = entries[tid]
+        token = chosen.decoded_token or ""
+        result.tokens.append(token)
+        result.token_logprobs.append(chosen.logprob)
+        ranked = sorted(entries.values(), key=lambda e: e.rank or 0)[:top_k]
+        result.top_logprobs.append({e.decoded_token or "": e.logprob for e in ranked})
+        result.text_offset.append(offset)
+        offset += len(token)
+    return result
+
+
+def _sse_error(err: APIError) -> str:
+    return f"data: {err.response().model_dump_json()}\n\n"
