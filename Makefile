@@ -1,5 +1,6 @@
 # The README's two commands are `make serve` (the main job) and `make test`.
 .PHONY: setup test lint serve model
+ADAPTER ?=
 
 setup:
 	scripts/setup.sh
@@ -12,3 +13,6 @@ lint:
 
 model: setup
 	.venv/bin/manyicl-model --validate
+
+serve: setup
+	.venv/bin/manyicl-serve $(if $(ADAPTER),--adapter $(ADAPTER),) --max-model-len 8192

@@ -85,3 +85,27 @@ def toy_mixture(tmp_path_factory) -> str:
         '[[task]]\nname = "reverse"\nsource = "jsonl"\npath = "reverse.jsonl"\n'
     )
     return str(folder / "mix.toml")
+
+
+@pytest.fixture(scope="session")
+def smollm2_adapter(tmp_path_factory, smollm2_dir, toy_mixture) -> Path:
+    """A real adapter on the default model, made by the trainer (2 short steps)."""
+    from manyicl.finetune.config import FinetuneConfig
+    from manyicl.finetune.trainer import train
+
+    out = tmp_path_factory.mktemp("adapter") / "out"
+    train(
+        FinetuneConfig(
+            out=out,
+            model=smollm2_dir,
+            mixture=Path(toy_mixture),
+            max_seq_len=128,
+            max_steps=2,
+            grad_accum=1,
+            lora_r=8,
+            lora_alpha=16,
+            eval_sequences=2,
+            gradient_checkpointing=False,
+        )
+    )
+    return out

@@ -1,0 +1,364 @@
+"""The real server: a vLLM CPU engine, the default SmolLM2 model plus a trained adapter, real
+HTTP, and the official `openai` client. One server for the module (engine start-ups are slow);
+the last tests restart it and then kill its engine."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import openai
+import psutil
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from serverproc import ServerProcess
+
+from manyicl.manifest import read_manifest
+from manyicl.prompting import DemoSet, Example, HFTokenizer, render
+
+pytestmark = pytest.mark.slow
+KEY = "test-key"
+DEMOS = [
+    {"input": w, "output": "A" if w[0] == "a" else "other"}
+    for w in ["apple", "banana", "avocado", "cherry", "apricot", "bean"] * 6
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, smollm2_adapter):
+    folder = tmp_path_factory.mktemp("server")
+    proc = ServerProcess(
+        [
+            "--adapter",
+            str(smollm2_adapter),
+            "--max-model-len",
+            "2048",
+            "--enforce-eager",
+            "--demo-set-dir",
+            str(folder / "demo_sets"),
+            "--max-body-bytes",
+            "1000000",
+            "--kv-cache-memory-bytes",
+            str(512 << 20),
+        ],
+        folder / "server.log",
+        api_key=KEY,
+    )
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def client(server):
+    return openai.OpenAI(base_url=server.url + "/v1", api_key=KEY, max_retries=0, timeout=300)
+
+
+@pytest.fixture
+def http(server):
+    with httpx.Client(
+        base_url=server.url, timeout=300, headers={"Authorization": f"Bearer {KEY}"}
+    ) as c:
+        yield c
+
+
+def _many_shot(client, prompt="apricot", **kw):
+    extra = {"demonstrations": DEMOS, **kw.pop("extra_body", {})}
+    return client.completions.create(
+        model="manyicl",
+        prompt=prompt,
+        max_tokens=kw.pop("max_tokens", 8),
+        temperature=kw.pop("temperature", 0),
+        extra_body=extra,
+        **kw,
+    )
+
+
+def test_streamed_and_non_streamed_agree_at_temperature_zero(client):
+    full = _many_shot(client, max_tokens=12)
+    chunks = list(
+        _many_shot(client, max_tokens=12, stream=True, stream_options={"include_usage": True})
+    )
+    text = "".join(c.choices[0].text for c in chunks if c.choices)
+    assert text == full.choices[0].text
+    finishing = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert (
+        len(finishing) == 1
+        and finishing[0].choices[0].finish_reason == full.choices[0].finish_reason
+    )
+    usage = chunks[-1].usage
+    assert usage.prompt_tokens == full.usage.prompt_tokens
+    assert usage.completion_tokens == full.usage.completion_tokens
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+
+def test_n_seed_stop_and_logprobs(client):
+    two = _many_shot(client, n=2, temperature=1.0, seed=7, max_tokens=6)
+    assert sorted(c.index for c in two.choices) == [0, 1]
+    again = _many_shot(client, n=2, temperature=1.0, seed=7, max_tokens=6)
+    assert [c.text for c in again.choices] == [c.text for c in two.choices]
+    free = client.completions.create(
+        model="manyicl", prompt="The alphabet: a b c d e f", max_tokens=20, temperature=0
+    )
+    stopped = client.completions.create(
+        model="manyicl",
+        prompt="The alphabet: a b c d e f",
+        max_tokens=20,
+        temperature=0,
+        stop=[free.choices[0].text[3:5]],
+    )
+    assert stopped.choices[0].finish_reason == "stop"
+    assert len(stopped.choices[0].text) < len(free.choices[0].text)
+    lp = _many_shot(client, logprobs=2, max_tokens=4).choices[0].logprobs
+    assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs) >= 1
+    assert all(x <= 0 for x in lp.token_logprobs)
+    assert all(1 <= len(top) <= 2 for top in lp.top_logprobs)
+
+
+def test_second_request_hits_the_cache_and_the_engine_got_the_demo_block(
+    client, smollm2_adapter, smollm2_hf_tokenizer
+):
+    demos = [{"input": f"number {i}", "output": str(i % 3)} for i in range(120)]
+    body = {"demonstrations": demos, "return_token_ids": True}
+    first = _many_shot(client, prompt="number 7", extra_body=body)
+    second = _many_shot(client, prompt="number 8", extra_body=body)
+    assert second.usage.prompt_tokens_details.cached_tokens > 0
+    assert second.usage.prompt_tokens_details.cached_tokens >= (
+        first.usage.prompt_tokens_details.cached_tokens
+    )
+    info = second.model_extra["manyicl"]["prompts"][0]
+    fmt = read_manifest(smollm2_adapter).prompt_format
+    block = render(
+        fmt, HFTokenizer(smollm2_hf_tokenizer), DemoSet(examples=[Example(**d) for d in demos])
+    )
+    assert info["shots_used"] == 120 and info["demo_block_tokens"] == len(block.token_ids)
+    assert info["prompt_token_ids"][: len(block.token_ids)] == block.token_ids
+
+
+def test_shots_that_do_not_fit_are_dropped_and_reported(client):
+    long = [{"input": "word " * 100, "output": "x"} for _ in range(40)]  # ~4K tokens
+    r = _many_shot(client, prompt="q", extra_body={"demonstrations": long})
+    info = r.model_extra["manyicl"]["prompts"][0]
+    assert info["shots_used"] > 0 and info["shots_dropped"] > 0
+    assert info["shots_used"] + info["shots_dropped"] == 40
+    assert r.usage.prompt_tokens + 8 <= 2048
+
+
+def test_demo_set_registry_round_trip(http, client):
+    created = http.post("/v1/demo_sets", json={"examples": DEMOS, "name": "fruit", "warm": True})
+    assert created.status_code == 201, created.text
+    set_id = created.json()["id"]
+    assert http.post("/v1/demo_sets", json={"examples": DEMOS}).json()["id"] == set_id
+    assert set_id in [d["id"] for d in http.get("/v1/demo_sets").json()["data"]]
+    assert http.get(f"/v1/demo_sets/{set_id}").json()["demo_set"]["examples"] == DEMOS
+    named = client.completions.create(
+        model="manyicl",
+        prompt="apricot",
+        max_tokens=8,
+        temperature=0,
+        extra_body={"demo_set": set_id},
+    )
+    inline = _many_shot(client)
+    assert named.choices[0].text == inline.choices[0].text
+    assert named.usage.prompt_tokens_details.cached_tokens > 0  # warmed on upload
+    assert http.delete(f"/v1/demo_sets/{set_id}").json()["deleted"] is True
+    assert http.get(f"/v1/demo_sets/{set_id}").status_code == 404
+
+
+def test_models_lists_adapter_and_base(client):
+    ids = [m.id for m in client.models.list().data]
+    assert ids[0] == "manyicl" and len(ids) == 2
+    base = client.completions.create(model=ids[1], prompt="Hello", max_tokens=3, temperature=0)
+    assert base.model == ids[1] and base.usage.completion_tokens >= 1
+
+
+# body, status, error type, param, code
+BAD = [
+    ("{not json", 400, "invalid_request_error", None, None),
+    (
+        '{"model": "manyicl", "prompt": "x", "temperature": "hot"}',
+        400,
+        "invalid_request_error",
+        "temperature",
+        None,
+    ),
+    (
+        '{"model": "manyicl", "prompt": "x", "max_tokens": -1}',
+        400,
+        "invalid_request_error",
+        "max_tokens",
+        None,
+    ),
+    ('{"model": "nope", "prompt": "x"}', 404, "invalid_request_error", "model", "model_not_found"),
+    (
+        '{"model": "manyicl", "prompt": "x", "demo_set": "ds-0"}',
+        404,
+        "invalid_request_error",
+        "demo_set",
+        "demo_set_not_found",
+    ),
+    (
+        '{"model": "manyicl", "prompt": "x", "demonstrations": []}',
+        400,
+        "invalid_request_error",
+        "demonstrations",
+        None,
+    ),
+    (
+        '{"model": "manyicl", "prompt": "x", "shots": 3}',
+        400,
+        "invalid_request_error",
+        "shots",
+        None,
+    ),
+    (
+        '{"model": "manyicl", "prompt": "x", "demonstrations": [{"input": "a"}]}',
+        400,
+        "invalid_request_error",
+        "demonstrations.0.output",
+        None,
+    ),
+    (
+        '{"model": "manyicl", "prompt": "x", "max_tokens": 5000}',
+        400,
+        "invalid_request_error",
+        "prompt",
+        "context_length_exceeded",
+    ),
+    (
+        '{"model": "manyicl", "prompt": "x", "max_tokens": 2047, "demonstrations": '
+        '[{"input": "a", "output": "b"}]}',
+        400,
+        "invalid_request_error",
+        "prompt",
+        "context_length_exceeded",
+    ),
+    (
+        '{"model": "manyicl", "prompt": [1, 2], "demonstrations": [{"input": "a", "output": "b"}]}',
+        400,
+        "invalid_request_error",
+        "prompt",
+        None,
+    ),
+    (
+        '{"model": "manyicl", "prompt": "x", "best_of": 3}',
+        400,
+        "invalid_request_error",
+        "best_of",
+        None,
+    ),
+    ('{"model": "manyicl", "prompt": []}', 400, "invalid_request_error", "prompt", None),
+]
+
+
+@pytest.mark.parametrize("body,status,kind,param,code", BAD)
+def test_bad_input_gets_an_openai_error(http, body, status, kind, param, code):
+    r = http.post("/v1/completions", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert (err["type"], err["param"], err["code"]) == (kind, param, code)
+    assert err["message"]
+
+
+def test_oversize_body_auth_and_unknown_routes(server, http):
+    big = json.dumps({"model": "manyicl", "prompt": "x" * 2_000_000})
+    r = http.post("/v1/completions", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+    assert httpx.get(server.url + "/health").status_code == 200  # no key needed
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        r = httpx.get(server.url + "/v1/models", headers=headers)
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+    assert httpx.get(server.url + "/metrics").status_code == 401
+    r = http.get("/v1/nothing")
+    assert r.status_code == 404 and r.json()["error"]["type"] == "not_found_error"
+
+
+def _metrics(http) -> dict[str, float]:
+    values = {}
+    for family in text_string_to_metric_families(http.get("/metrics").text):
+        for s in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+            values[f"{s.name}{{{labels}}}"] = s.value
+    return values
+
+
+def test_metrics_parse_and_move(http, client):
+    before = _metrics(http)
+    _many_shot(client)
+    after = _metrics(http)
+    for name in (
+        "manyicl_prompt_tokens_total{}",
+        "manyicl_generation_tokens_total{}",
+        "manyicl_request_latency_seconds_count{}",
+    ):
+        assert after[name] > before.get(name, 0), name
+    key = "manyicl_requests_total{route=/v1/completions,status=200}"
+    assert after[key] >= before.get(key, 0) + 1
+    assert any(k.startswith("vllm:prefix_cache_queries") for k in after)
+    assert 0 <= after["manyicl_prefix_cache_hit_ratio{}"] <= 1
+
+
+def test_client_disconnect_mid_stream_aborts_the_engine_request(server, http):
+    def generated() -> float:
+        return sum(
+            v for k, v in _metrics(http).items() if k.startswith("vllm:generation_tokens_total")
+        )
+
+    before = generated()
+    # End-of-text banned: only max_tokens (1500, about a minute here) or an abort ends it.
+    body = {
+        "model": "manyicl",
+        "prompt": "Write a long story about a dragon.",
+        "stream": True,
+        "max_tokens": 1500,
+        "temperature": 1.0,
+        "seed": 1,
+        "logit_bias": {"0": -100, "1": -100, "2": -100},
+    }
+    with httpx.stream(
+        "POST",
+        server.url + "/v1/completions",
+        json=body,
+        timeout=120,
+        headers={"Authorization": f"Bearer {KEY}"},
+    ) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: {"):
+                break  # one chunk received, then hang up
+    for _ in range(40):
+        running = [
+            v for k, v in _metrics(http).items() if k.startswith("vllm:num_requests_running")
+        ]
+        if sum(running) == 0 and _metrics(http)["manyicl_requests_running{}"] == 0:
+            break
+        time.sleep(0.25)
+    assert sum(running) == 0
+    assert generated() - before < 1500
+
+
+def test_registered_sets_survive_a_restart(server, http):
+    set_id = http.post("/v1/demo_sets", json={"examples": DEMOS[:5], "name": "keep"}).json()["id"]
+    server.stop()
+    server.start()
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}) as c:
+        got = c.get(f"/v1/demo_sets/{set_id}")
+        assert got.status_code == 200 and got.json()["name"] == "keep"
+
+
+def test_health_reports_a_dead_engine(server):
+    children = psutil.Process(server.proc.pid).children(recursive=True)
+    for child in children:
+        child.kill()
+    for _ in range(60):
+        r = httpx.get(server.url + "/health")
+        if r.status_code == 503:
+            break
+        time.sleep(0.5)
+    assert r.status_code == 503
+    r = httpx.post(
+        server.url + "/v1/completions",
+        json={"model": "manyicl", "prompt": "x"},
+        headers={"Authorization": f"Bearer {KEY}"},
+    )
+    assert r.status_code >= 500 and "error" in r.json()
