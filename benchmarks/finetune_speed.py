@@ -37,13 +37,22 @@ def worker(variant: str, steps: int, max_seq_len: int) -> dict:
     from manyicl.finetune.trainer import prepare
 
     objective = Objective.ALL_TARGETS if variant == "causal-lm" else Objective(variant)
-    cfg = FinetuneConfig(out=Path("/nonexistent-bench-out"), objective=objective,
-                         max_seq_len=max_seq_len, eval_sequences=1)
+    cfg = FinetuneConfig(
+        out=Path("/nonexistent-bench-out"),
+        objective=objective,
+        max_seq_len=max_seq_len,
+        eval_sequences=1,
+    )
     setup = prepare(cfg)
     env = DistEnv.from_env()
     torch.manual_seed(0)
-    model = load_lora_model(setup.model_path, resolve_dtype("auto", env.device), env.device,
-                            cfg.lora, gradient_checkpointing=True)
+    model = load_lora_model(
+        setup.model_path,
+        resolve_dtype("auto", env.device),
+        env.device,
+        cfg.lora,
+        gradient_checkpointing=True,
+    )
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     stream = SequenceStream(setup.tasks, setup.max_seq_len, cfg.shot_range, seed=0)
     tokens = answers = 0
@@ -74,9 +83,16 @@ def worker(variant: str, steps: int, max_seq_len: int) -> dict:
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     seconds = time.perf_counter() - started
-    return {"variant": variant, "device": str(env.device), "steps": steps,
-            "tokens_per_s": tokens / seconds, "answers_per_s": answers / seconds,
-            "seconds_per_step": seconds / steps, "peak_gib": peak, "tokens": tokens}
+    return {
+        "variant": variant,
+        "device": str(env.device),
+        "steps": steps,
+        "tokens_per_s": tokens / seconds,
+        "answers_per_s": answers / seconds,
+        "seconds_per_step": seconds / steps,
+        "peak_gib": peak,
+        "tokens": tokens,
+    }
 
 
 def main() -> None:
@@ -91,9 +107,20 @@ def main() -> None:
         return
     rows = []
     for variant in VARIANTS:
-        proc = subprocess.run([sys.executable, __file__, "--variant", variant, "--steps",
-                               str(args.steps), "--max-seq-len", str(args.max_seq_len)],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--variant",
+                variant,
+                "--steps",
+                str(args.steps),
+                "--max-seq-len",
+                str(args.max_seq_len),
+            ],
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
             raise SystemExit(f"{variant} failed:\n{proc.stderr[-3000:]}")
         rows.append(json.loads(proc.stdout.split("RESULT ", 1)[1].splitlines()[0]))
@@ -107,21 +134,25 @@ def main() -> None:
 def _table(rows: list[dict], args) -> str:
     base = next(r for r in rows if r["variant"] == "causal-lm")
     lines = [
-        "# Fine-tuning speed by objective", "",
+        "# Fine-tuning speed by objective",
+        "",
         f"Command: `.venv/bin/python benchmarks/finetune_speed.py --steps {args.steps} "
         f"--max-seq-len {args.max_seq_len} --out {args.out}`  ",
         f"Machine: {platform.node()}, {platform.processor() or platform.machine()}, device "
         f"{rows[0]['device']}; default model (SmolLM2-135M-Instruct), LoRA r=16 on all linear "
         f"layers, gradient checkpointing, one packed sequence per step.  ",
-        f"Date: {date.today().isoformat()}", "",
+        f"Date: {date.today().isoformat()}",
+        "",
         "| objective | tokens/s | supervised answers/s | s/step | peak memory (GiB) "
         "| tokens/s vs causal-LM |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
-        lines.append(f"| {r['variant']} | {r['tokens_per_s']:.0f} | {r['answers_per_s']:.2f} | "
-                     f"{r['seconds_per_step']:.2f} | {r['peak_gib']:.2f} | "
-                     f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}x |")
+        lines.append(
+            f"| {r['variant']} | {r['tokens_per_s']:.0f} | {r['answers_per_s']:.2f} | "
+            f"{r['seconds_per_step']:.2f} | {r['peak_gib']:.2f} | "
+            f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}x |"
+        )
     return "\n".join(lines) + "\n"
 
 

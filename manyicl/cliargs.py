@@ -20,8 +20,9 @@ def arg(help: str, **kwargs: Any) -> Any:
     return dataclasses.field(metadata={"help": help}, **kwargs)
 
 
-def add_dataclass_args(parser: argparse.ArgumentParser, cls: type,
-                       show_defaults: bool = True) -> None:
+def add_dataclass_args(
+    parser: argparse.ArgumentParser, cls: type, show_defaults: bool = True
+) -> None:
     """One `--flag` per field of `cls` (underscores become dashes). `show_defaults=False`
     for parsers whose formatter already prints them (vLLM's)."""
     hints = typing.get_type_hints(cls)
