@@ -131,6 +131,16 @@ def main() -> None:
         args.out.write_text(table)
 
 
+def machine() -> str:
+    """Cores, memory and processor of this machine, for the record next to every number."""
+    import os
+
+    import psutil
+
+    mem = psutil.virtual_memory().total / 2**30
+    return f"{os.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.machine()} {platform.system()}"
+
+
 def _table(rows: list[dict], args) -> str:
     base = next(r for r in rows if r["variant"] == "causal-lm")
     lines = [
@@ -138,9 +148,9 @@ def _table(rows: list[dict], args) -> str:
         "",
         f"Command: `.venv/bin/python benchmarks/finetune_speed.py --steps {args.steps} "
         f"--max-seq-len {args.max_seq_len} --out {args.out}`  ",
-        f"Machine: {platform.node()}, {platform.processor() or platform.machine()}, device "
-        f"{rows[0]['device']}; default model (SmolLM2-135M-Instruct), LoRA r=16 on all linear "
-        f"layers, gradient checkpointing, one packed sequence per step.  ",
+        f"Machine: {machine()}, device {rows[0]['device']}.  ",
+        "Setup: default model (SmolLM2-135M-Instruct), LoRA r=16 on all linear layers, "
+        "gradient checkpointing, one packed sequence per step.  ",
         f"Date: {date.today().isoformat()}",
         "",
         "| objective | tokens/s | supervised answers/s | s/step | peak memory (GiB) "

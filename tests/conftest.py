@@ -109,3 +109,32 @@ def smollm2_adapter(tmp_path_factory, smollm2_dir, toy_mixture) -> Path:
         )
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, smollm2_adapter):
+    """One real `manyicl-serve` (adapter on SmolLM2, eager mode, 512 MiB KV cache) for the
+    whole session, with an API key."""
+    from serverproc import API_KEY, ServerProcess
+
+    folder = tmp_path_factory.mktemp("server")
+    proc = ServerProcess(
+        [
+            "--adapter",
+            str(smollm2_adapter),
+            "--max-model-len",
+            "2048",
+            "--enforce-eager",
+            "--demo-set-dir",
+            str(folder / "demo_sets"),
+            "--max-body-bytes",
+            "1000000",
+            "--kv-cache-memory-bytes",
+            str(512 << 20),
+        ],
+        folder / "server.log",
+        api_key=API_KEY,
+    )
+    proc.start()
+    yield proc
+    proc.stop()

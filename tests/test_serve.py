@@ -1,6 +1,6 @@
 """The real server: a vLLM CPU engine, the default SmolLM2 model plus a trained adapter, real
-HTTP, and the official `openai` client. One server for the module (engine start-ups are slow);
-the last tests restart it and then kill its engine."""
+HTTP, and the official `openai` client. One server for the session (engine start-ups are
+slow, see conftest); the last tests restart it and kill its engine, then restore it."""
 
 from __future__ import annotations
 
@@ -12,42 +12,16 @@ import openai
 import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from serverproc import ServerProcess
+from serverproc import API_KEY as KEY
 
 from manyicl.manifest import read_manifest
 from manyicl.prompting import DemoSet, Example, HFTokenizer, render
 
 pytestmark = pytest.mark.slow
-KEY = "test-key"
 DEMOS = [
     {"input": w, "output": "A" if w[0] == "a" else "other"}
     for w in ["apple", "banana", "avocado", "cherry", "apricot", "bean"] * 6
 ]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, smollm2_adapter):
-    folder = tmp_path_factory.mktemp("server")
-    proc = ServerProcess(
-        [
-            "--adapter",
-            str(smollm2_adapter),
-            "--max-model-len",
-            "2048",
-            "--enforce-eager",
-            "--demo-set-dir",
-            str(folder / "demo_sets"),
-            "--max-body-bytes",
-            "1000000",
-            "--kv-cache-memory-bytes",
-            str(512 << 20),
-        ],
-        folder / "server.log",
-        api_key=KEY,
-    )
-    proc.start()
-    yield proc
-    proc.stop()
 
 
 @pytest.fixture
@@ -362,3 +336,5 @@ def test_health_reports_a_dead_engine(server):
         headers={"Authorization": f"Bearer {KEY}"},
     )
     assert r.status_code >= 500 and "error" in r.json()
+    server.stop()
+    server.start()  # leave a working server for whatever runs next
