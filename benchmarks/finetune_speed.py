@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
 import time
-from datetime import date
 from pathlib import Path
+
+from common import machine, today
 
 VARIANTS = ["causal-lm", "all-targets", "last-target", "dricl"]
 
@@ -131,16 +131,6 @@ def main() -> None:
         args.out.write_text(table)
 
 
-def machine() -> str:
-    """Cores, memory and processor of this machine, for the record next to every number."""
-    import os
-
-    import psutil
-
-    mem = psutil.virtual_memory().total / 2**30
-    return f"{os.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.machine()} {platform.system()}"
-
-
 def _table(rows: list[dict], args) -> str:
     base = next(r for r in rows if r["variant"] == "causal-lm")
     lines = [
@@ -151,7 +141,7 @@ def _table(rows: list[dict], args) -> str:
         f"Machine: {machine()}, device {rows[0]['device']}.  ",
         "Setup: default model (SmolLM2-135M-Instruct), LoRA r=16 on all linear layers, "
         "gradient checkpointing, one packed sequence per step.  ",
-        f"Date: {date.today().isoformat()}",
+        f"Date: {today()}",
         "",
         "| objective | tokens/s | supervised answers/s | s/step | peak memory (GiB) "
         "| tokens/s vs causal-LM |",

@@ -58,12 +58,14 @@ class Workload:
         return self.num_sets * self.queries_per_set
 
 
+# Each workload has its own seed, so its demo sets share no tokens with another workload's:
+# several workloads can run on one server without warming each other's cache.
 WORKLOADS = {
-    "fit-2k-c1": Workload("fit-2k-c1", 4, 2048, 6, concurrency=1),
-    "fit-2k-c8": Workload("fit-2k-c8", 4, 2048, 8, concurrency=8),
-    "fit-6k": Workload("fit-6k", 2, 6144, 6, concurrency=2),
+    "fit-2k-c1": Workload("fit-2k-c1", 4, 2048, 6, concurrency=1, seed=1),
+    "fit-2k-c8": Workload("fit-2k-c8", 4, 2048, 8, concurrency=8, seed=2),
+    "fit-6k": Workload("fit-6k", 2, 6144, 6, concurrency=2, seed=3),
     # Demo blocks that together exceed a shrunken KV cache, requests for sets interleaved.
-    "pressure": Workload("pressure", 16, 2048, 3, Order.ROUND_ROBIN, concurrency=8),
+    "pressure": Workload("pressure", 16, 2048, 3, Order.ROUND_ROBIN, concurrency=8, seed=4),
 }
 
 

@@ -19,6 +19,12 @@ class ServeConfig:
         default=None,
     )
     adapter_name: str = arg("the `model` name clients use for the adapter", default="manyicl")
+    merge_lora: bool = arg(
+        "fold the adapter into the base weights (cached) and serve that as "
+        "a plain model: no LoRA kernels at run time (vLLM's CPU LoRA "
+        "kernels prefill ~15x slower), but the base model is not served",
+        default=False,
+    )
     prompt_format: str = arg(
         "prompt format without an adapter: plain, chat, or a JSON file", default="plain"
     )

@@ -115,10 +115,10 @@ def smollm2_adapter(tmp_path_factory, smollm2_dir, toy_mixture) -> Path:
 def server(tmp_path_factory, smollm2_adapter):
     """One real `manyicl-serve` (adapter on SmolLM2, eager mode, 512 MiB KV cache) for the
     whole session, with an API key."""
-    from serverproc import API_KEY, ServerProcess
+    from serverproc import manyicl_server
 
     folder = tmp_path_factory.mktemp("server")
-    proc = ServerProcess(
+    proc = manyicl_server(
         [
             "--adapter",
             str(smollm2_adapter),
@@ -133,7 +133,6 @@ def server(tmp_path_factory, smollm2_adapter):
             str(512 << 20),
         ],
         folder / "server.log",
-        api_key=API_KEY,
     )
     proc.start()
     yield proc

@@ -1,0 +1,20 @@
+"""What every benchmark report states next to its numbers: the machine and the date."""
+
+from __future__ import annotations
+
+import os
+import platform
+from datetime import date
+
+
+def machine() -> str:
+    """Cores, memory and processor of this machine."""
+    import psutil
+
+    mem = psutil.virtual_memory().total / 2**30
+    cpu = platform.processor() or platform.machine()
+    return f"{os.cpu_count()} cores, {mem:.0f} GiB RAM, {cpu}, {platform.system()}"
+
+
+def today() -> str:
+    return date.today().isoformat()

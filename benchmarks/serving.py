@@ -1,0 +1,296 @@
+"""The serving benchmark: manyicl-serve against vLLM's own OpenAI server, same machine, model,
+adapter and workloads, in one run; writes docs/BENCHMARKS.md.
+
+    .venv/bin/python benchmarks/serving.py --adapter out/ --out docs/BENCHMARKS.md
+
+Variants (a fresh server each, so no variant inherits another's cache):
+  1. manyicl demo-set   requests name a registered demo set
+  2. manyicl inline     requests carry their demonstrations
+  3. vLLM (anchor)      plain vLLM server, prefix caching on, same LoRA, full prompt strings
+  4. manyicl no-cache   variant 1 with prefix caching off
+All servers run eager (--enforce-eager) with the same KV-cache size, small enough that the
+`pressure` workload's demo blocks do not fit together, and all serve the adapter folded into
+the base weights (manyicl: --merge-lora; vLLM: the same merged checkpoint as --model): vLLM's
+CPU LoRA kernels prefill a 2K-token prompt ~15x slower than the plain model, which would
+swamp every other difference on this machine. `--lora-runtime` measures with LoRA kernels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from common import machine, today
+
+from manyicl.loadtests.client import RequestSpec
+from manyicl.loadtests.report import plot_ttft_cdf, plot_ttft_vs_shots, save_run, table
+from manyicl.loadtests.runner import RunReport, client_for, fire, run_workload
+from manyicl.loadtests.servers import ServerProcess, manyicl_command, vllm_command
+from manyicl.loadtests.soak import soak
+from manyicl.loadtests.stats import percentile
+from manyicl.loadtests.workload import WORKLOADS, Mode, make_demo_sets, make_queries
+from manyicl.manifest import read_manifest
+from manyicl.prompting import HFTokenizer, render
+from manyicl.serve.launch import merged_checkpoint
+
+VARIANTS = {
+    "manyicl demo-set": ("manyicl", Mode.DEMO_SET, []),
+    "manyicl inline": ("manyicl", Mode.INLINE, []),
+    "vLLM server (anchor)": ("vllm", Mode.TEXT, []),
+    "manyicl no-cache": ("manyicl", Mode.DEMO_SET, ["--no-enable-prefix-caching"]),
+}
+ANCHOR = "vLLM server (anchor)"
+
+
+def kv_bytes(model_path: str, tokens: int) -> int:
+    """Bytes of KV cache for `tokens` tokens of this model (bf16 K and V, every layer)."""
+    config = json.loads((Path(model_path) / "config.json").read_text())
+    head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+    per_token = 2 * config["num_hidden_layers"] * config["num_key_value_heads"] * head_dim * 2
+    return tokens * per_token
+
+
+def server_for(
+    kind: str,
+    adapter: Path,
+    base: str,
+    extra: list[str],
+    common: list[str],
+    log: Path,
+    lora_runtime: bool,
+) -> ServerProcess:
+    """manyicl-serve or vLLM's server for the adapter, LoRA at run time or merged."""
+    if kind == "manyicl":
+        merge = [] if lora_runtime else ["--merge-lora"]
+        demo_dir = str(log.parent / "demo_sets")
+        args = ["--adapter", str(adapter), "--demo-set-dir", demo_dir, *merge, *common, *extra]
+        return ServerProcess(lambda port: manyicl_command(port, args), log)
+    if lora_runtime:
+        rank = max(16, read_manifest(adapter).lora["r"])
+        lora = ["--enable-lora", "--lora-modules", f"manyicl={adapter}"]
+        model = ["--model", base, "--served-model-name", "base", *lora]
+        model += ["--max-lora-rank", str(rank)]
+    else:
+        merged = str(merged_checkpoint(adapter, base))
+        model = ["--model", merged, "--served-model-name", "manyicl"]
+    caching = ["--enable-prefix-caching", "--enable-prompt-tokens-details"]
+    args = [*model, *caching, *common, *extra]
+    return ServerProcess(lambda port: vllm_command(port, args), log)
+
+
+async def floor(url: str, report: RunReport, workload, fmt, tok) -> list[float]:
+    """TTFT of requests whose prompt is only the suffix the cache did not hold."""
+    sets = make_demo_sets(workload, fmt, tok)
+    queries = {(k, q): text for k, q, text in make_queries(workload, sets)}
+    specs = []
+    for r in report.results:
+        if r.cached_tokens and r.ok:
+            ids = render(fmt, tok, sets[r.set_index], queries[(r.set_index, r.query_index)])
+            suffix = ids.token_ids[r.cached_tokens :]
+            specs.append(
+                RequestSpec(
+                    {
+                        "model": "manyicl",
+                        "prompt": suffix,
+                        "stream": True,
+                        "max_tokens": workload.max_tokens,
+                        "temperature": 0.0,
+                        "stream_options": {"include_usage": True},
+                    }
+                )
+            )
+    async with client_for(url, None) as client:
+        results, _ = await fire(client, specs, 1, None, 300, progress=False)
+    return [r.ttft for r in results if r.ttft is not None]
+
+
+def run_variant(name: str, args, fmt, tok, base: str, common: list[str]) -> dict:
+    """Start the variant's server, run every workload on it, stop it."""
+    kind, mode, extra = VARIANTS[name]
+    folder = args.runs / name.replace(" ", "_").replace("(", "").replace(")", "")
+    folder.mkdir(parents=True, exist_ok=True)
+    server = server_for(
+        kind, args.adapter, base, extra, common, folder / "server.log", args.lora_runtime
+    )
+    server.start()
+    reports, floors = {}, {}
+    try:
+        for wname in args.workloads:
+            w = WORKLOADS[wname]
+            print(f"[{name}] {wname}", file=sys.stderr, flush=True)
+            reports[wname] = asyncio.run(
+                run_workload(server.url, mode, "manyicl", w, fmt, tok, max_seconds=args.max_seconds)
+            )
+            save_run(reports[wname], folder, wname)
+            if name == "manyicl demo-set" and wname.startswith("fit"):
+                floors[wname] = asyncio.run(floor(server.url, reports[wname], w, fmt, tok))
+    finally:
+        server.stop()
+    return {"reports": reports, "floors": floors}
+
+
+def warm_cold(report: RunReport) -> tuple[float | None, float | None]:
+    """p50 TTFT of requests that hit the cache, and of those that did not."""
+    warm = [r.ttft for r in report.results if r.ok and r.cached_tokens and r.ttft]
+    cold = [r.ttft for r in report.results if r.ok and not r.cached_tokens and r.ttft]
+    return percentile(warm, 50), percentile(cold, 50)
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "-" if not a or not b else f"{a / b:.2f}"
+
+
+def workload_section(wname: str, results: dict, plots: Path, doc_dir: Path) -> list[str]:
+    runs = {v: results[v]["reports"][wname] for v in results if wname in results[v]["reports"]}
+    summaries = {v: r.summary for v, r in runs.items()}
+    lines = [f"### {wname}", "", table(summaries)]
+    anchor = summaries.get(ANCHOR)
+    if anchor:
+        lines += [
+            "| variant | throughput vs anchor | TTFT p50 vs anchor | TTFT p99 vs anchor |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for v, s in summaries.items():
+            lines.append(
+                f"| {v} | {_ratio(s['requests_per_s'], anchor['requests_per_s'])} | "
+                f"{_ratio(s['ttft_s']['p50'], anchor['ttft_s']['p50'])} | "
+                f"{_ratio(s['ttft_s']['p99'], anchor['ttft_s']['p99'])} |"
+            )
+        lines.append("")
+    floors = results.get("manyicl demo-set", {}).get("floors", {}).get(wname)
+    if floors:
+        warm, cold = warm_cold(runs["manyicl demo-set"])
+        lines.append(
+            f"Warm vs cold (manyicl demo-set): warm TTFT p50 {warm * 1000:.0f} ms, "
+            f"cold {cold * 1000:.0f} ms (ratio {_ratio(warm, cold)}); floor, the "
+            f"uncached suffix alone: p50 {percentile(floors, 50) * 1000:.0f} ms."
+        )
+        lines.append("")
+    cdf = plots / f"{wname}.ttft_cdf.png"
+    plot_ttft_cdf(runs, cdf, f"TTFT CDF, {wname}")
+    lines += [f"![TTFT CDF {wname}]({cdf.relative_to(doc_dir)})", ""]
+    return lines
+
+
+def run_soak(args, common: list[str]) -> dict:
+    """The bounded soak against a fresh manyicl server."""
+    folder = args.runs / "soak"
+    folder.mkdir(parents=True, exist_ok=True)
+    server = server_for(
+        "manyicl", args.adapter, "", [], common, folder / "server.log", args.lora_runtime
+    )
+    server.start()
+    try:
+        return asyncio.run(
+            soak(server.url, "manyicl", args.soak_requests, 16, server_pid=server.pid)
+        )
+    finally:
+        server.stop()
+
+
+def soak_section(report: dict, args) -> list[str]:
+    rows = ["| class | as expected | unexpected |", "| --- | ---: | ---: |"]
+    kinds = sorted({k.split(":")[0] for k in report["outcomes"]})
+    for kind in kinds:
+        rows.append(
+            f"| {kind} | {report['outcomes'].get(f'{kind}:as_expected', 0)} | "
+            f"{report['outcomes'].get(f'{kind}:unexpected', 0)} |"
+        )
+    return [
+        "## Soak",
+        "",
+        f"{report['requests']} requests at concurrency 16 in {report['duration_s']:.0f} s "
+        "against one manyicl-serve: streamed and non-streamed many-shot requests, clients "
+        "hanging up after the first chunk, and invalid requests (malformed JSON, unknown "
+        "model, unknown field, wrong type, unknown demo set, context overflow).",
+        "",
+        *rows,
+        "",
+        f"5xx responses: **{report['status_5xx']}**. Server RSS (server and engine "
+        f"processes): {report['server_rss_start_mb']} MiB at start, "
+        f"{report['server_rss_end_mb']} MiB at the end.",
+        *(
+            ["", "Unexpected outcomes: " + json.dumps(report["unexpected"])]
+            if report["unexpected"]
+            else []
+        ),
+        "",
+    ]
+
+
+def write_doc(results: dict, args, command: str, soak_report: dict | None = None) -> None:
+    doc_dir = args.out.parent
+    plots = doc_dir / "bench"
+    plots.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# Serving benchmarks",
+        "",
+        f"Command: `{command}`  ",
+        f"Machine: {machine()}  ",
+        f"Date: {today()}",
+        "",
+        f"Setup: default model (SmolLM2-135M-Instruct) + LoRA adapter `{args.adapter}` "
+        f"({'LoRA kernels at run time' if args.lora_runtime else 'merged into the weights'}), "
+        f"every server eager (`--enforce-eager`), KV cache {args.kv_cache_tokens} tokens, "
+        f"--max-model-len {args.max_model_len}; greedy, {WORKLOADS['fit-2k-c1'].max_tokens}"
+        " generated tokens per request, every request streamed. Workloads (demo sets x "
+        "tokens per block x queries per set, concurrency): "
+        + "; ".join(
+            f"{n}: {w.num_sets} x {w.block_tokens} x {w.queries_per_set}, c{w.concurrency}"
+            for n, w in WORKLOADS.items()
+            if n in args.workloads
+        )
+        + ".",
+        "",
+    ]
+    for wname in args.workloads:
+        lines += workload_section(wname, results, plots, doc_dir)
+    if "fit-2k-c1" in args.workloads:
+        shots = plots / "fit-2k-c1.ttft_vs_shots.png"
+        plot_ttft_vs_shots(
+            {v: results[v]["reports"]["fit-2k-c1"] for v in results},
+            shots,
+            "TTFT vs shots, fit-2k-c1",
+        )
+        lines += [f"![TTFT vs shots]({shots.relative_to(doc_dir)})", ""]
+    if soak_report:
+        lines += soak_section(soak_report, args)
+    args.out.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--adapter", type=Path, required=True, help="adapter to serve")
+    parser.add_argument("--out", type=Path, default=Path("docs/BENCHMARKS.md"))
+    parser.add_argument("--runs", type=Path, default=Path("runs/bench-serving"))
+    parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--kv-cache-tokens", type=int, default=20_000)
+    parser.add_argument("--max-model-len", type=int, default=8192)
+    parser.add_argument("--max-seconds", type=float, default=300)
+    parser.add_argument("--soak-requests", type=int, default=1000, help="0: no soak")
+    parser.add_argument(
+        "--lora-runtime", action="store_true", help="serve with LoRA kernels, not merged weights"
+    )
+    args = parser.parse_args()
+    manifest = read_manifest(args.adapter)
+    base, fmt = manifest.base_model.path, manifest.prompt_format
+    tok = HFTokenizer.from_pretrained(base)
+    common = [
+        "--enforce-eager",
+        "--max-model-len",
+        str(args.max_model_len),
+        "--kv-cache-memory-bytes",
+        str(kv_bytes(base, args.kv_cache_tokens)),
+    ]
+    results = {v: run_variant(v, args, fmt, tok, base, common) for v in args.variants}
+    soak_report = run_soak(args, common) if args.soak_requests else None
+    write_doc(results, args, "python " + " ".join(sys.argv), soak_report)
+    print(args.out.read_text())
+
+
+if __name__ == "__main__":
+    main()
