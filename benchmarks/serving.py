@@ -8,6 +8,7 @@ Variants (a fresh server each, so no variant inherits another's cache):
   2. manyicl inline     requests carry their demonstrations
   3. vLLM (anchor)      plain vLLM server, prefix caching on, same LoRA, full prompt strings
   4. manyicl no-cache   variant 1 with prefix caching off
+  5. manyicl demo-set FCFS  variant 1 without the demo-set scheduler (vLLM's FCFS alone)
 All servers run eager (--enforce-eager) with the same KV-cache size, small enough that the
 `pressure` workload's demo blocks do not fit together, and all serve the adapter folded into
 the base weights (manyicl: --merge-lora; vLLM: the same merged checkpoint as --model): vLLM's
@@ -39,6 +40,7 @@ from manyicl.serve.launch import merged_checkpoint
 VARIANTS = {
     "manyicl demo-set": ("manyicl", Mode.DEMO_SET, []),
     "manyicl inline": ("manyicl", Mode.INLINE, []),
+    "manyicl demo-set FCFS": ("manyicl", Mode.DEMO_SET, ["--no-demo-scheduler"]),
     "vLLM server (anchor)": ("vllm", Mode.TEXT, []),
     "manyicl no-cache": ("manyicl", Mode.DEMO_SET, ["--no-enable-prefix-caching"]),
 }
@@ -266,7 +268,10 @@ def main() -> None:
     parser.add_argument("--adapter", type=Path, required=True, help="adapter to serve")
     parser.add_argument("--out", type=Path, default=Path("docs/BENCHMARKS.md"))
     parser.add_argument("--runs", type=Path, default=Path("runs/bench-serving"))
-    parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
+    default_workloads = ["fit-2k-c1", "fit-2k-c8", "fit-6k", "pressure"]
+    parser.add_argument(
+        "--workloads", nargs="+", default=default_workloads, choices=list(WORKLOADS)
+    )
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--kv-cache-tokens", type=int, default=20_000)
     parser.add_argument("--max-model-len", type=int, default=8192)

@@ -27,8 +27,16 @@ def manyicl_command(port: int, args: list[str]) -> list[str]:
 
 def vllm_command(port: int, args: list[str]) -> list[str]:
     """vLLM's own OpenAI server (its `vllm` console script fails in the CPU wheel)."""
-    return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--host", "127.0.0.1",
-            "--port", str(port), *args]
+    return [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *args,
+    ]
 
 
 class ServerProcess:
@@ -50,8 +58,12 @@ class ServerProcess:
 
     def start(self, timeout: float = 600) -> None:
         with self.log.open("a") as log:
-            self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT,
-                                         env={**os.environ, **(self.env or {})})
+            self.proc = subprocess.Popen(
+                self.cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(self.env or {})},
+            )
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from manyicl.artifacts import sha256_file
 from manyicl.prompting import PromptFormat
 
 MANIFEST_FILE = "manyicl.json"
@@ -45,7 +46,7 @@ class AdapterManifest(BaseModel):
         """A name that changes whenever the weights change: vLLM keys its prefix cache by
         adapter name, so two different adapters must never share one."""
         weights = adapter_dir / "adapter_model.safetensors"
-        return f"manyicl-{_file_digest(weights)[:12]}"
+        return f"manyicl-{sha256_file(weights)[:12]}"
 
 
 def write_manifest(adapter_dir: Path, manifest: AdapterManifest) -> None:
@@ -81,11 +82,3 @@ def model_fingerprint(path_or_id: str) -> str:
             f.seek(max(0, size - (1 << 20)))
             digest.update(f.read())
     return digest.hexdigest()[:16]
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -29,6 +29,7 @@ from manyicl.serve.protocol import (
     ModelList,
 )
 from manyicl.serve.registry import DemoSetRegistry, TokenizedDemoSet
+from manyicl.serve.scheduler import DemoSetScheduler
 from manyicl.serve.serving import CompletionService
 
 log = logging.getLogger(__name__)
@@ -41,11 +42,12 @@ def create_app(
     api_key: str | None = None,
     public_metrics: bool = False,
     max_body_bytes: int = 32 << 20,
+    scheduler: DemoSetScheduler | None = None,
 ) -> FastAPI:
     """Routes, auth, body limit and error handlers around an engine; no globals."""
     app = FastAPI(title="manyicl", docs_url=None, redoc_url=None)
     app.state.max_body_bytes = max_body_bytes
-    service = CompletionService(engine, registry, metrics)
+    service = CompletionService(engine, registry, metrics, scheduler)
     metrics.demo_sets.set(len(registry))
     open_paths = {"/health"} | ({"/metrics"} if public_metrics else set())
     _add_middleware(app, metrics, api_key, open_paths, max_body_bytes)

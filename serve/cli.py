@@ -31,8 +31,16 @@ async def serve(cfg: ServeConfig, engine_args) -> None:
         if cfg.warmup and engine.default_model.lora is not None:
             ids = engine.tok.encode_template("warm up")
             await engine.warm(ids, engine.default_model, f"warmup-{uuid.uuid4().hex}")
+        metrics = ServerMetrics()
+        scheduler = build_scheduler(cfg, engine, registry, metrics)
         app = create_app(
-            engine, registry, ServerMetrics(), cfg.api_key, cfg.public_metrics, cfg.max_body_bytes
+            engine,
+            registry,
+            metrics,
+            cfg.api_key,
+            cfg.public_metrics,
+            cfg.max_body_bytes,
+            scheduler,
         )
         server = uvicorn.Server(
             uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level=cfg.http_log_level)
@@ -40,6 +48,33 @@ async def serve(cfg: ServeConfig, engine_args) -> None:
         await server.serve()
     finally:
         engine.shutdown()
+
+
+def build_scheduler(cfg: ServeConfig, engine, registry, metrics):
+    """The demo-set scheduler sized to the engine's KV cache (None when switched off)."""
+    from manyicl.serve.scheduler import DemoSetScheduler, SetAwareQueue
+
+    if not cfg.demo_scheduler:
+        return None
+    capacity = engine.kv_cache_tokens
+    if capacity is None:
+        log.warning("KV cache size unknown: the demo-set scheduler is off")
+        return None
+    queue = SetAwareQueue(capacity, cfg.max_inflight, cfg.max_wait)
+    metrics.watch_scheduler(queue)
+
+    def observe(ticket) -> None:
+        set_id = None if ticket.key is None else ticket.key.split(":", 1)[1]
+        label = "none" if set_id is None else (set_id if registry.get(set_id) else "inline")
+        metrics.queue_wait.labels(label).observe(ticket.admitted_at - ticket.arrival)
+
+    log.info(
+        "demo-set scheduler: KV cache %d tokens, max %d in flight, max wait %.0f s",
+        capacity,
+        cfg.max_inflight,
+        cfg.max_wait,
+    )
+    return DemoSetScheduler(queue, observe)
 
 
 def main(argv: list[str] | None = None) -> None:

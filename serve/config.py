@@ -45,6 +45,18 @@ class ServeConfig:
         "pays a one-off kernel warm-up)",
         default=True,
     )
+    demo_scheduler: bool = arg(
+        "hold requests before the engine and admit them grouped by demo "
+        "set, so blocks that do not fit the KV cache together are not "
+        "evicted while requests for them wait",
+        default=True,
+    )
+    max_inflight: int = arg("scheduler: requests in the engine at once", default=64)
+    max_wait: float = arg(
+        "scheduler: a request waiting this long (s) goes next, whatever "
+        "its set (bounds unfairness)",
+        default=30.0,
+    )
     http_log_level: str = arg("log level of the HTTP server (uvicorn)", default="info")
 
     def __post_init__(self) -> None:
@@ -52,6 +64,8 @@ class ServeConfig:
             raise ValueError(f"--adapter {self.adapter} is not a folder")
         if not 0 <= self.port < 65536:
             raise ValueError("--port must be in [0, 65536)")
+        if self.max_inflight < 1 or self.max_wait <= 0:
+            raise ValueError("--max-inflight must be >= 1 and --max-wait > 0")
         if self.max_body_bytes < 1024:
             raise ValueError("--max-body-bytes must be >= 1024")
 

@@ -113,6 +113,12 @@ class ManyICLEngine:
             pass
 
     @property
+    def kv_cache_tokens(self) -> int | None:
+        """Tokens the engine's KV cache holds, once the engine has sized it."""
+        cache = self.llm.vllm_config.cache_config
+        return cache.num_gpu_blocks * cache.block_size if cache.num_gpu_blocks else None
+
+    @property
     def dead(self) -> bool:
         """True once the engine has failed; /health then answers 503."""
         return bool(getattr(self.llm, "errored", False))

@@ -56,6 +56,25 @@ class ServerMetrics:
         )
         self.demo_sets = Gauge("manyicl_demo_sets", "Registered demo sets", registry=r)
 
+        self.queue = Gauge(
+            "manyicl_scheduler_requests",
+            "Requests in the demo-set scheduler",
+            ["state"],
+            registry=r,
+        )
+        self.resident_sets = Gauge(
+            "manyicl_scheduler_resident_sets",
+            "Demo sets the scheduler believes are in the KV cache",
+            registry=r,
+        )
+        self.queue_wait = Histogram(
+            "manyicl_queue_wait_seconds",
+            "Wait before the engine got the request, by demo set "
+            "(registered id, 'inline', or 'none')",
+            ["set"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self._prompt_total = self._cached_total = 0
 
     def record_prompt(self, prompt_tokens: int, cached_tokens: int, shots: int | None) -> None:
@@ -71,3 +90,9 @@ class ServerMetrics:
     def render(self) -> bytes:
         """Prometheus text: the engine's metrics, then this server's."""
         return generate_latest(REGISTRY) + generate_latest(self.registry)
+
+    def watch_scheduler(self, queue) -> None:
+        """Export a SetAwareQueue's state (read at scrape time)."""
+        self.queue.labels("waiting").set_function(lambda: len(queue.waiting))
+        self.queue.labels("running").set_function(lambda: queue.inflight)
+        self.resident_sets.set_function(lambda: len(queue.resident))

@@ -24,6 +24,7 @@ class PreparedPrompt:
     token_ids: list[int]
     info: PromptInfo
     uses_demos: bool
+    demo_set: str | None = None  # content id of the demo block, for the scheduler
 
 
 def prepare_prompts(
@@ -114,7 +115,7 @@ def _many_shot(
         shots_dropped=plan.dropped,
         demo_block_tokens=rendered.demo_block_end,
     )
-    return PreparedPrompt(rendered.token_ids, info, True)
+    return PreparedPrompt(rendered.token_ids, info, True, ds.id)
 
 
 def _plain(

@@ -23,11 +23,19 @@ from manyicl.serve.protocol import (
     Usage,
 )
 from manyicl.serve.registry import DemoSetRegistry
+from manyicl.serve.scheduler import DemoSetScheduler
 
 
 class CompletionService:
-    def __init__(self, engine: ManyICLEngine, registry: DemoSetRegistry, metrics: ServerMetrics):
+    def __init__(
+        self,
+        engine: ManyICLEngine,
+        registry: DemoSetRegistry,
+        metrics: ServerMetrics,
+        scheduler: DemoSetScheduler | None = None,
+    ):
         self.engine, self.registry, self.metrics = engine, registry, metrics
+        self.scheduler = scheduler
 
     async def create(self, req: CompletionRequest) -> CompletionResponse | AsyncIterator[str]:
         """Validate against the engine, then run; bad input raises APIError before any work."""
@@ -67,10 +75,20 @@ class _Run:
         self.id = f"cmpl-{uuid.uuid4().hex}"
         self.started = time.perf_counter()
 
-    def _outputs(self, i: int) -> AsyncIterator[RequestOutput]:
-        return self.s.engine.generate(
-            self.prompts[i].token_ids, self.params[i], f"{self.id}-{i}", self.model
+    async def _outputs(self, i: int) -> AsyncIterator[RequestOutput]:
+        """Engine outputs of prompt i, once the scheduler admits it (at once without one)."""
+        prompt = self.prompts[i]
+        generate = self.s.engine.generate(
+            prompt.token_ids, self.params[i], f"{self.id}-{i}", self.model
         )
+        if self.s.scheduler is None:
+            async for out in generate:
+                yield out
+            return
+        key = None if prompt.demo_set is None else f"{self.model.name}:{prompt.demo_set}"
+        async with self.s.scheduler.slot(key, prompt.info.demo_block_tokens):
+            async for out in generate:
+                yield out
 
     async def full(self) -> CompletionResponse:
         async def last(i: int) -> RequestOutput:
