@@ -24,64 +24,65 @@ from common import machine, today
 VARIANTS = ["causal-lm", "all-targets", "last-target", "dricl"]
 
 
+def _variant_loss(variant: str, model, batch, objective) -> tuple:
+    """(mean loss, supervised answers) of one sequence under `variant`."""
+    from manyicl.finetune.batching import loss_sum
+    from manyicl.finetune.losses import DriclParams, token_loss_sum
+    from manyicl.finetune.objectives import IGNORE, LossNorm, Objective
+
+    if variant == "causal-lm":  # every real token is a target
+        labels = batch.input_ids.masked_fill(batch.attention_mask == 0, IGNORE)
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        count = int((labels[:, 1:] != IGNORE).sum())
+        return token_loss_sum(logits, labels) / count, int(batch.blocks.max()) + 1
+    loss = loss_sum(model, batch, objective, LossNorm.TOKEN, DriclParams())
+    count = 1 if objective is Objective.DRICL else max(1, batch.n_supervised)
+    return loss / count, int(batch.n_answers.sum())
+
+
+def _peak_gib(device) -> float:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+
+
 def worker(variant: str, steps: int, max_seq_len: int) -> dict:
     """Time `steps` optimizer steps (after one warm-up step) of one variant."""
     import torch
 
-    from manyicl.finetune.batching import collate, loss_sum
+    from manyicl.finetune.batching import collate
     from manyicl.finetune.config import FinetuneConfig
-    from manyicl.finetune.losses import DriclParams, token_loss_sum
     from manyicl.finetune.modeling import DistEnv, load_lora_model, resolve_dtype
-    from manyicl.finetune.objectives import LossNorm, Objective
+    from manyicl.finetune.objectives import Objective
     from manyicl.finetune.sequences import SequenceStream, materialise
     from manyicl.finetune.trainer import prepare
 
     objective = Objective.ALL_TARGETS if variant == "causal-lm" else Objective(variant)
-    cfg = FinetuneConfig(
-        out=Path("/nonexistent-bench-out"),
-        objective=objective,
-        max_seq_len=max_seq_len,
-        eval_sequences=1,
-    )
-    setup = prepare(cfg)
-    env = DistEnv.from_env()
+    out = Path("/nonexistent-bench-out")
+    cfg = FinetuneConfig(out=out, objective=objective, max_seq_len=max_seq_len, eval_sequences=1)
+    setup, env = prepare(cfg), DistEnv.from_env()
     torch.manual_seed(0)
-    model = load_lora_model(
-        setup.model_path,
-        resolve_dtype("auto", env.device),
-        env.device,
-        cfg.lora,
-        gradient_checkpointing=True,
-    )
+    dtype = resolve_dtype("auto", env.device)
+    model = load_lora_model(setup.model_path, dtype, env.device, cfg.lora, True)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     stream = SequenceStream(setup.tasks, setup.max_seq_len, cfg.shot_range, seed=0)
     tokens = answers = 0
-    started = 0.0
     for step in range(steps + 1):
         if step == 1:  # the first step pays one-off costs (allocations, kernel selection)
             if env.device.type == "cuda":
                 torch.cuda.synchronize()
             started, tokens, answers = time.perf_counter(), 0, 0
-        seq = materialise(setup.tasks, next(stream))
-        batch = collate([seq], objective, setup.pad_id).to(env.device)
-        if variant == "causal-lm":
-            labels = batch.input_ids.masked_fill(batch.attention_mask == 0, -100)
-            logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-            loss = token_loss_sum(logits, labels) / int((labels[:, 1:] != -100).sum())
-            answers += seq.num_shots
-        else:
-            loss = loss_sum(model, batch, objective, LossNorm.TOKEN, DriclParams())
-            loss = loss / max(1, batch.n_supervised if objective is not Objective.DRICL else 1)
-            answers += int(batch.n_answers.sum())
+        batch = collate([materialise(setup.tasks, next(stream))], objective, setup.pad_id)
+        batch = batch.to(env.device)
+        loss, supervised = _variant_loss(variant, model, batch, objective)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        tokens += batch.n_tokens
+        tokens, answers = tokens + batch.n_tokens, answers + supervised
     if env.device.type == "cuda":
         torch.cuda.synchronize()
-        peak = torch.cuda.max_memory_allocated() / 2**30
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     seconds = time.perf_counter() - started
     return {
         "variant": variant,
@@ -90,7 +91,7 @@ def worker(variant: str, steps: int, max_seq_len: int) -> dict:
         "tokens_per_s": tokens / seconds,
         "answers_per_s": answers / seconds,
         "seconds_per_step": seconds / steps,
-        "peak_gib": peak,
+        "peak_gib": _peak_gib(env.device),
         "tokens": tokens,
     }
 

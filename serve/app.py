@@ -53,6 +53,13 @@ def create_app(
     _add_middleware(app, metrics, api_key, open_paths, max_body_bytes)
     _add_error_handlers(app)
 
+    _completion_routes(app, service)
+    _demo_set_routes(app, engine, registry, metrics)
+    _ops_routes(app, engine, metrics)
+    return app
+
+
+def _completion_routes(app: FastAPI, service: CompletionService) -> None:
     @app.post("/v1/completions")
     async def completions(request: Request):
         req = await _parse(request, CompletionRequest)
@@ -61,15 +68,10 @@ def create_app(
             return JSONResponse(result.model_dump(mode="json"))
         return StreamingResponse(result, media_type="text/event-stream")
 
-    @app.get("/v1/models")
-    async def models() -> ModelList:
-        return ModelList(
-            data=[
-                ModelCard(id=m.name, root=m.root, parent=None if m.lora is None else m.root)
-                for m in engine.models.values()
-            ]
-        )
 
+def _demo_set_routes(
+    app: FastAPI, engine: ManyICLEngine, registry: DemoSetRegistry, metrics: ServerMetrics
+) -> None:
     @app.post("/v1/demo_sets")
     async def create_demo_set(request: Request):
         body = await _parse(request, DemoSetCreate)
@@ -101,6 +103,17 @@ def create_app(
         metrics.demo_sets.set(len(registry))
         return DemoSetDeleted(id=set_id)
 
+
+def _ops_routes(app: FastAPI, engine: ManyICLEngine, metrics: ServerMetrics) -> None:
+    @app.get("/v1/models")
+    async def models() -> ModelList:
+        return ModelList(
+            data=[
+                ModelCard(id=m.name, root=m.root, parent=None if m.lora is None else m.root)
+                for m in engine.models.values()
+            ]
+        )
+
     @app.get("/health")
     async def health():
         if engine.dead:
@@ -110,8 +123,6 @@ def create_app(
     @app.get("/metrics")
     async def prometheus_metrics():
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
-
-    return app
 
 
 async def _parse(request: Request, model: type[BaseModel]):
