@@ -26,7 +26,7 @@ from pathlib import Path
 
 from common import machine, today
 
-from manyicl.loadtests.client import RequestSpec
+from manyicl.loadtests.client import RequestResult, RequestSpec
 from manyicl.loadtests.report import plot_ttft_cdf, plot_ttft_vs_shots, save_run, table
 from manyicl.loadtests.runner import RunReport, client_for, fire, run_workload
 from manyicl.loadtests.servers import ServerProcess, manyicl_command, vllm_command
@@ -109,10 +109,31 @@ async def floor(url: str, report: RunReport, workload, fmt, tok) -> list[float]:
     return [r.ttft for r in results if r.ttft is not None]
 
 
+def variant_folder(runs: Path, name: str) -> Path:
+    return runs / name.replace(" ", "_").replace("(", "").replace(")", "")
+
+
+def load_results(args) -> dict:
+    """The reports an earlier run saved under --runs (requests JSONL, summary, floors)."""
+    results = {}
+    for name in args.variants:
+        folder = variant_folder(args.runs, name)
+        reports, floors = {}, {}
+        for w in args.workloads:
+            summary = json.loads((folder / f"{w}.summary.json").read_text())
+            with (folder / f"{w}.requests.jsonl").open() as f:
+                rows = [RequestResult(**json.loads(line)) for line in f]
+            reports[w] = RunReport(rows, summary["duration_s"], summary)
+            if (folder / f"{w}.floor.json").is_file():
+                floors[w] = json.loads((folder / f"{w}.floor.json").read_text())
+        results[name] = {"reports": reports, "floors": floors}
+    return results
+
+
 def run_variant(name: str, args, fmt, tok, base: str, common: list[str]) -> dict:
     """Start the variant's server, run every workload on it, stop it."""
     kind, mode, extra = VARIANTS[name]
-    folder = args.runs / name.replace(" ", "_").replace("(", "").replace(")", "")
+    folder = variant_folder(args.runs, name)
     folder.mkdir(parents=True, exist_ok=True)
     server = server_for(
         kind, args.adapter, base, extra, common, folder / "server.log", args.lora_runtime
@@ -129,6 +150,7 @@ def run_variant(name: str, args, fmt, tok, base: str, common: list[str]) -> dict
             save_run(reports[wname], folder, wname)
             if name == "manyicl demo-set" and wname.startswith("fit"):
                 floors[wname] = asyncio.run(floor(server.url, reports[wname], w, fmt, tok))
+                (folder / f"{wname}.floor.json").write_text(json.dumps(floors[wname]))
     finally:
         server.stop()
     return {"reports": reports, "floors": floors}
@@ -223,9 +245,12 @@ def soak_section(report: dict, args) -> list[str]:
     ]
 
 
-def write_doc(results: dict, args, command: str, soak_report: dict | None = None) -> None:
+def write_doc(
+    results: dict, args, command: str, soak_report: dict | None = None, plots_only=False
+) -> None:
+    """The markdown report and its plots (`plots_only`: just redraw the plots)."""
     doc_dir = args.out.parent
-    plots = doc_dir / "bench"
+    plots = doc_dir / "bench" / args.out.stem
     plots.mkdir(parents=True, exist_ok=True)
     lines = [
         "# Serving benchmarks",
@@ -260,7 +285,8 @@ def write_doc(results: dict, args, command: str, soak_report: dict | None = None
         lines += [f"![TTFT vs shots]({shots.relative_to(doc_dir)})", ""]
     if soak_report:
         lines += soak_section(soak_report, args)
-    args.out.write_text("\n".join(lines) + "\n")
+    if not plots_only:
+        args.out.write_text("\n".join(lines) + "\n")
 
 
 def main() -> None:
@@ -280,7 +306,13 @@ def main() -> None:
     parser.add_argument(
         "--lora-runtime", action="store_true", help="serve with LoRA kernels, not merged weights"
     )
+    parser.add_argument(
+        "--replot", action="store_true", help="only redraw the plots from the saved --runs"
+    )
     args = parser.parse_args()
+    if args.replot:
+        write_doc(load_results(args), args, "", None, plots_only=True)
+        return
     manifest = read_manifest(args.adapter)
     base, fmt = manifest.base_model.path, manifest.prompt_format
     tok = HFTokenizer.from_pretrained(base)

@@ -74,7 +74,7 @@ def load_mixture(path: Path, seed: int = 0, base_dir: Path | None = None) -> Mix
             f"max_examples, got {settings}"
         )
     heldout = raw.get("heldout", {})
-    _check_keys(heldout, {"tasks", "prefixes"}, f"{path} [heldout]")
+    _check_keys(heldout, {"tasks", "prefixes", "eval"}, f"{path} [heldout]")
     entries = raw.get("task", [])
     if not entries:
         raise MixtureError(f"mixture {path} lists no [[task]]")
@@ -85,6 +85,12 @@ def load_mixture(path: Path, seed: int = 0, base_dir: Path | None = None) -> Mix
     if len(set(names)) != len(names):
         raise MixtureError(f"mixture {path} lists a task twice: {sorted(names)}")
     return Mixture(tasks, mixture.heldout_tasks, mixture.heldout_prefixes)
+
+
+def heldout_eval_tasks(path: Path = DEFAULT_MIXTURE) -> list[str]:
+    """The mixture's `[heldout] eval` list: the tasks `manyicl-eval` scores by default."""
+    heldout = tomllib.loads(path.read_text()).get("heldout", {})
+    return list(heldout.get("eval", []))
 
 
 def _load_entry(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from contextlib import contextmanager
 from pathlib import Path
 
 from manyicl.loadtests.runner import RunReport
+from manyicl.plots import axes
 
 
 def save_run(report: RunReport, folder: Path, name: str) -> None:
@@ -43,28 +43,10 @@ def table(summaries: Mapping[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-@contextmanager
-def _axes(path: Path, **labels: str):
-    """A headless figure, saved to `path` when the block ends."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    yield ax
-    ax.set(**labels)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def plot_ttft_cdf(runs: Mapping[str, RunReport], path: Path, title: str) -> None:
     """One CDF line of TTFT per variant."""
     labels = {"xlabel": "time to first token (s)", "ylabel": "fraction of requests"}
-    with _axes(path, title=title, **labels) as ax:
+    with axes(path, title=title, **labels) as ax:
         for name, run in runs.items():
             ttfts = sorted(r.ttft for r in run.results if r.ttft is not None)
             fractions = [(i + 1) / len(ttfts) for i in range(len(ttfts))]
@@ -76,7 +58,7 @@ def plot_ttft_cdf(runs: Mapping[str, RunReport], path: Path, title: str) -> None
 def plot_ttft_vs_shots(runs: Mapping[str, RunReport], path: Path, title: str) -> None:
     """TTFT against the number of shots in the prompt, per variant."""
     labels = {"xlabel": "shots in the prompt", "ylabel": "time to first token (s)"}
-    with _axes(path, title=title, **labels) as ax:
+    with axes(path, title=title, **labels) as ax:
         for name, run in runs.items():
             points = [(r.shots, r.ttft) for r in run.results if r.ttft is not None]
             if points:
