@@ -12,7 +12,7 @@ Variants (a fresh server each, so no variant inherits another's cache):
 All servers run eager (--enforce-eager) with the same KV-cache size, small enough that the
 `pressure` workload's demo blocks do not fit together, and all serve the adapter folded into
 the base weights (manyicl: --merge-lora; vLLM: the same merged checkpoint as --model): vLLM's
-CPU LoRA kernels prefill a 2K-token prompt ~15x slower than the plain model, which would
+CPU LoRA kernels prefill a 2K-token prompt ~7x slower than the merged model, which would
 swamp every other difference on this machine. `--lora-runtime` measures with LoRA kernels.
 """
 

@@ -22,7 +22,7 @@ class ServeConfig:
     merge_lora: bool = arg(
         "fold the adapter into the base weights (cached) and serve that as "
         "a plain model: no LoRA kernels at run time (vLLM's CPU LoRA "
-        "kernels prefill ~15x slower), but the base model is not served",
+        "kernels prefill ~7x slower), but the base model is not served",
         default=False,
     )
     prompt_format: str = arg(
