@@ -39,7 +39,7 @@ def test_exact_match_and_rouge_l():
 
 
 def test_rank_choice_takes_the_lowest_mean_nll():
-    assert rank_choice([[2.0, 2.0], [0.5], [1.0, 0.1]]) == 2
+    assert rank_choice([[2.0, 2.0], [0.6], [1.0, 0.1]]) == 2  # means 2.0, 0.6, 0.55
     assert rank_choice([[1.0], [1.0]]) == 0  # ties: the first
     assert rank_choice([[3.0, 0.0], [1.6]]) == 0  # mean, not sum
 
