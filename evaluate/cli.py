@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from manyicl.cliargs import add_dataclass_args, arg, from_args
+from manyicl.cliargs import arg, parse_dataclass
 
 
 @dataclass(frozen=True)
@@ -125,12 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         "exact match; generation tasks by ROUGE-L or exact match. Writes results.json (every "
         "score, 95%% intervals over seeds), results.md and scores.png.",
     )
-    add_dataclass_args(parser, EvalConfig)
-    args = parser.parse_args(argv)
-    try:
-        cfg = from_args(EvalConfig, args)
-    except ValueError as e:
-        parser.error(str(e))
+    cfg = parse_dataclass(parser, EvalConfig, argv)
     result = run(cfg)
     print((cfg.out / "results.md").read_text())
     print(f"written to {cfg.out}/ ({len(result['records'])} records)")

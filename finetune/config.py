@@ -8,7 +8,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from manyicl.cliargs import add_dataclass_args, arg, from_args
+from manyicl.cliargs import arg, parse_dataclass
 from manyicl.finetune.mixture import DEFAULT_MIXTURE
 from manyicl.finetune.objectives import LossNorm, Objective
 from manyicl.finetune.sequences import ShotRange
@@ -152,10 +152,4 @@ def parse_config(argv: list[str] | None = None) -> FinetuneConfig:
         "metrics) to --out; the server reads both. Multi-process: torchrun --nproc-per-node N "
         "-m manyicl.finetune.cli ...",
     )
-    add_dataclass_args(parser, FinetuneConfig)
-    args = parser.parse_args(argv)
-    try:
-        return from_args(FinetuneConfig, args)
-    except ValueError as e:
-        parser.error(str(e))
-        raise  # unreachable: parser.error exits
+    return parse_dataclass(parser, FinetuneConfig, argv)

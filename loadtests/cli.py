@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from manyicl.cliargs import add_dataclass_args, arg, from_args
+from manyicl.cliargs import arg, parse_dataclass
 from manyicl.loadtests.workload import WORKLOADS, Mode, Order
 
 
@@ -132,12 +132,10 @@ def main(argv: list[str] | None = None) -> None:
         "request (every request streams), then writes a JSONL, a summary JSON, a table and "
         "PNG plots. --soak sends mixed valid/invalid requests instead.",
     )
-    add_dataclass_args(parser, LoadtestConfig)
-    args = parser.parse_args(argv)
-    try:
-        cfg = from_args(LoadtestConfig, args)
-        from manyicl.loadtests.runner import check_local
+    cfg = parse_dataclass(parser, LoadtestConfig, argv)
+    from manyicl.loadtests.runner import check_local
 
+    try:
         check_local(cfg.url, cfg.allow_remote)
     except ValueError as e:
         parser.error(str(e))

@@ -52,6 +52,19 @@ def add_dataclass_args(
         parser.add_argument(flag, **kwargs)
 
 
+def parse_dataclass(
+    parser: argparse.ArgumentParser, cls: type[T], argv: list[str] | None = None
+) -> T:
+    """Flags for `cls`, parsed from `argv`; an invalid value exits with its reason (status 2)."""
+    add_dataclass_args(parser, cls)
+    args = parser.parse_args(argv)
+    try:
+        return from_args(cls, args)
+    except ValueError as e:
+        parser.error(str(e))
+        raise  # unreachable: parser.error exits
+
+
 def from_args(cls: type[T], args: argparse.Namespace) -> T:
     """Build `cls` from parsed args; `__post_init__` validates."""
     names = {

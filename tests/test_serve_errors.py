@@ -1,0 +1,121 @@
+"""Every class of bad input gets OpenAI-style error JSON with its 4xx status, against the real
+server (the session fixture in conftest)."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from serverproc import API_KEY
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def http(server):
+    with httpx.Client(
+        base_url=server.url, timeout=300, headers={"Authorization": f"Bearer {API_KEY}"}
+    ) as c:
+        yield c
+
+
+# body, status, error type, param, code
+BAD = [
+    ("{not json", 400, "invalid_request_error", None, None),
+    (
+        '{"model": "manyicl", "prompt": "x", "temperature": "hot"}',
+        400,
+        "invalid_request_error",
+        "temperature",
+        None,
+    ),
+    (
+        '{"model": "manyicl", "prompt": "x", "max_tokens": -1}',
+        400,
+        "invalid_request_error",
+        "max_tokens",
+        None,
+    ),
+    ('{"model": "nope", "prompt": "x"}', 404, "invalid_request_error", "model", "model_not_found"),
+    (
+        '{"model": "manyicl", "prompt": "x", "demo_set": "ds-0"}',
+        404,
+        "invalid_request_error",
+        "demo_set",
+        "demo_set_not_found",
+    ),
+    (
+        '{"model": "manyicl", "prompt": "x", "demonstrations": []}',
+        400,
+        "invalid_request_error",
+        "demonstrations",
+        None,
+    ),
+    (
+        '{"model": "manyicl", "prompt": "x", "shots": 3}',
+        400,
+        "invalid_request_error",
+        "shots",
+        None,
+    ),
+    (
+        '{"model": "manyicl", "prompt": "x", "demonstrations": [{"input": "a"}]}',
+        400,
+        "invalid_request_error",
+        "demonstrations.0.output",
+        None,
+    ),
+    (
+        '{"model": "manyicl", "prompt": "x", "max_tokens": 5000}',
+        400,
+        "invalid_request_error",
+        "prompt",
+        "context_length_exceeded",
+    ),
+    (
+        '{"model": "manyicl", "prompt": "x", "max_tokens": 2047, "demonstrations": '
+        '[{"input": "a", "output": "b"}]}',
+        400,
+        "invalid_request_error",
+        "prompt",
+        "context_length_exceeded",
+    ),
+    (
+        '{"model": "manyicl", "prompt": [1, 2], "demonstrations": [{"input": "a", "output": "b"}]}',
+        400,
+        "invalid_request_error",
+        "prompt",
+        None,
+    ),
+    (
+        '{"model": "manyicl", "prompt": "x", "best_of": 3}',
+        400,
+        "invalid_request_error",
+        "best_of",
+        None,
+    ),
+    ('{"model": "manyicl", "prompt": []}', 400, "invalid_request_error", "prompt", None),
+]
+
+
+@pytest.mark.parametrize("body,status,kind,param,code", BAD)
+def test_bad_input_gets_an_openai_error(http, body, status, kind, param, code):
+    r = http.post("/v1/completions", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert (err["type"], err["param"], err["code"]) == (kind, param, code)
+    assert err["message"]
+
+
+def test_oversize_body_auth_and_unknown_routes(server, http):
+    big = json.dumps({"model": "manyicl", "prompt": "x" * 2_000_000})
+    r = http.post("/v1/completions", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+    assert httpx.get(server.url + "/health").status_code == 200  # no key needed
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        r = httpx.get(server.url + "/v1/models", headers=headers)
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+    assert httpx.get(server.url + "/metrics").status_code == 401
+    r = http.get("/v1/nothing")
+    assert r.status_code == 404 and r.json()["error"]["type"] == "not_found_error"
