@@ -74,7 +74,7 @@ def load_mixture(path: Path, seed: int = 0, base_dir: Path | None = None) -> Mix
             f"max_examples, got {settings}"
         )
     heldout = raw.get("heldout", {})
-    _check_keys(heldout, {"tasks", "prefixes", "eval"}, f"{path} [heldout]")
+    _check_keys(heldout, {"tasks", "prefixes", "eval", "forgetting"}, f"{path} [heldout]")
     entries = raw.get("task", [])
     if not entries:
         raise MixtureError(f"mixture {path} lists no [[task]]")
@@ -87,10 +87,11 @@ def load_mixture(path: Path, seed: int = 0, base_dir: Path | None = None) -> Mix
     return Mixture(tasks, mixture.heldout_tasks, mixture.heldout_prefixes)
 
 
-def heldout_eval_tasks(path: Path = DEFAULT_MIXTURE) -> list[str]:
-    """The mixture's `[heldout] eval` list: the tasks `manyicl-eval` scores by default."""
+def heldout_eval_tasks(path: Path = DEFAULT_MIXTURE, key: str = "eval") -> list[str]:
+    """A `[heldout]` list of the mixture: `eval` (what `manyicl-eval` scores by default) or
+    `forgetting` (zero-shot general tasks)."""
     heldout = tomllib.loads(path.read_text()).get("heldout", {})
-    return list(heldout.get("eval", []))
+    return list(heldout.get(key, []))
 
 
 def _load_entry(

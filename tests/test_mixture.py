@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tomllib
 
 import pytest
 
@@ -106,3 +107,16 @@ def test_default_mixture_is_real_big_bench_and_never_trains_on_heldout():
     heldout_families = {p.split(":")[1].rstrip("/") for p in mixture.heldout_prefixes}
     heldout_families |= {t.split(":")[1].split("/")[0] for t in mixture.heldout_tasks}
     assert not families & heldout_families  # a source dataset stays on one side
+
+
+@pytest.mark.parametrize("key", ["eval", "forgetting"])
+def test_evaluation_lists_are_held_out(key):
+    from manyicl.finetune.mixture import heldout_eval_tasks
+
+    names = heldout_eval_tasks(DEFAULT_MIXTURE, key)
+    raw = tomllib.loads(DEFAULT_MIXTURE.read_text())
+    trained = {t["name"] for t in raw["task"]}
+    heldout = raw["heldout"]
+    assert names and not set(names) & trained
+    for name in names:
+        assert name in heldout["tasks"] or name.startswith(tuple(heldout["prefixes"]))
