@@ -64,14 +64,8 @@ class _Run:
         params,
         info: ManyICLInfo,
     ):
-        self.s, self.req, self.model, self.prompts, self.params = (
-            service,
-            req,
-            model,
-            prompts,
-            params,
-        )
-        self.info = info
+        self.s, self.req, self.model = service, req, model
+        self.prompts, self.params, self.info = prompts, params, info
         self.id = f"cmpl-{uuid.uuid4().hex}"
         self.started = time.perf_counter()
 
