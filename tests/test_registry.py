@@ -1,0 +1,48 @@
+"""The demo-set registry on disk: content ids, persistence, and what a crash can leave."""
+
+from __future__ import annotations
+
+from manyicl.prompting import PLAIN, DemoSet, Example, demo_set_id
+from manyicl.serve.registry import DemoSetRegistry
+
+from chartok import CharTokenizer
+
+
+def _set(n: int = 3, name: str | None = None) -> DemoSet:
+    return DemoSet(examples=[Example(input=f"q{i}", output=f"a{i}") for i in range(n)], name=name)
+
+
+def test_ids_are_content_hashes_and_adding_twice_is_idempotent(tmp_path):
+    tok = CharTokenizer()
+    reg = DemoSetRegistry(tmp_path, PLAIN, tok)
+    entry, new = reg.add(_set(name="one"))
+    assert new and entry.id == demo_set_id(_set(), PLAIN, tok.fingerprint)
+    again, new = reg.add(_set(name="renamed"))
+    assert not new and again.id == entry.id and len(reg) == 1
+    assert entry.num_tokens == len(entry.header) + sum(len(e) for e in entry.examples)
+
+
+def test_sets_survive_a_restart_and_deletes_are_durable(tmp_path):
+    tok = CharTokenizer()
+    reg = DemoSetRegistry(tmp_path, PLAIN, tok)
+    keep, _ = reg.add(_set(3, "keep"))
+    gone, _ = reg.add(_set(4, "gone"))
+    assert reg.delete(gone.id) and not reg.delete(gone.id)
+    reloaded = DemoSetRegistry(tmp_path, PLAIN, tok)
+    assert list(reloaded.sets) == [keep.id]
+    assert reloaded.get(keep.id).examples == keep.examples
+    assert reloaded.get(keep.id).created == keep.created
+
+
+def test_what_a_crash_leaves_behind_is_skipped_not_fatal(tmp_path):
+    tok = CharTokenizer()
+    reg = DemoSetRegistry(tmp_path, PLAIN, tok)
+    entry, _ = reg.add(_set())
+    (tmp_path / ".tmp-abc123").write_text('{"created": 1, "demo_set": {"exam')  # killed mid-write
+    (tmp_path / "ds-000000000000000000000000.json").write_text("{not json")
+    other_format = PLAIN.model_copy(update={"output": " {output}\n"})
+    DemoSetRegistry(tmp_path / "other", other_format, tok).add(_set(5))
+    foreign = next((tmp_path / "other").glob("ds-*.json"))
+    foreign.rename(tmp_path / foreign.name)  # a set registered under another format
+    reloaded = DemoSetRegistry(tmp_path, PLAIN, tok)
+    assert list(reloaded.sets) == [entry.id]
