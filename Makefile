@@ -15,4 +15,4 @@ model: setup
 	.venv/bin/manyicl-model --validate
 
 serve: setup
-	.venv/bin/manyicl-serve $(if $(ADAPTER),--adapter $(ADAPTER),) --max-model-len 8192
+	.venv/bin/manyicl-serve $(if $(ADAPTER),--adapter $(ADAPTER),) --merge-lora --max-model-len 8192

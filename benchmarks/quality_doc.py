@@ -10,6 +10,8 @@ from common import machine, today
 from manyicl.evaluate.report import plot, task_means
 from manyicl.manifest import read_manifest
 
+ANALYSIS = "## Analysis"
+
 
 def _shots_order(rows) -> list:
     return sorted({r["shots"] for r in rows}, key=lambda s: float("inf") if s == "max" else s)
@@ -92,9 +94,9 @@ def write_results(args, shots: dict, forgetting: dict, dedicated: dict, adapters
         f"Machine: {machine()}  ",
         f"Date: {today()}",
         "",
-        f"Model `{args.model}` (default: SmolLM2-135M-Instruct), mixture `{args.mixture}`, "
-        f"{args.steps} steps x "
-        f"{args.grad_accum} micro-batches of up to {args.max_seq_len} tokens for every variant; "
+        f"Model `{args.model}` (default: SmolLM2-135M-Instruct), mixture `{args.mixture}`; "
+        f"every variant trains on the real tokens of {args.steps} all-targets steps of "
+        f"{args.grad_accum} micro-batches of up to {args.max_seq_len} tokens; "
         f"evaluation: {args.eval_examples} examples per task, {args.seeds} demonstration "
         f"seeds, context {args.max_context}. Scores: rank accuracy (multiple choice), ROUGE-L "
         "or exact match (generation).",
@@ -113,11 +115,23 @@ def write_results(args, shots: dict, forgetting: dict, dedicated: dict, adapters
         "## Per task, 0 shots",
         "",
         *task_table(shots, 0),
-        "## Task-level LoRA (dedicated fine-tuning) vs one ManyICL adapter",
-        "",
-        *dedicated_table(dedicated, shots),
-        "## Forgetting: zero-shot general tasks",
-        "",
-        *task_table(forgetting, 0),
     ]
-    args.out.write_text("\n".join(lines) + "\n")
+    if dedicated:
+        lines += [
+            "## Task-level LoRA (dedicated fine-tuning) vs one ManyICL adapter",
+            "",
+            *dedicated_table(dedicated, shots),
+        ]
+    if forgetting:
+        lines += ["## Forgetting: zero-shot general tasks", "", *task_table(forgetting, 0)]
+    args.out.write_text("\n".join([*lines, *_kept_analysis(args.out)]) + "\n")
+
+
+def _kept_analysis(doc: Path) -> list[str]:
+    """The hand-written `## Analysis` section (the last one) of an earlier `doc`, kept on
+    regeneration: the tables are the script's, the reading of them is ours."""
+    if not doc.is_file():
+        return []
+    text = doc.read_text()
+    start = text.find(ANALYSIS)
+    return [] if start < 0 else text[start:].rstrip("\n").split("\n")

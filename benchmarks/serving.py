@@ -33,6 +33,7 @@ from manyicl.loadtests.servers import ServerProcess, manyicl_command, vllm_comma
 from manyicl.loadtests.soak import soak
 from manyicl.loadtests.workload import WORKLOADS, Mode, make_demo_sets, make_queries
 from manyicl.manifest import read_manifest
+from manyicl.models import resolve_model
 from manyicl.prompting import HFTokenizer, render
 from manyicl.serve.launch import merged_checkpoint
 
@@ -195,7 +196,7 @@ def main() -> None:
         write_doc(load_results(args), args, "", None, plots_only=True)
         return
     manifest = read_manifest(args.adapter)
-    base, fmt = manifest.base_model.path, manifest.prompt_format
+    base, fmt = resolve_model(manifest.base_model.locate()), manifest.prompt_format
     tok = HFTokenizer.from_pretrained(base)
     common = [
         "--enforce-eager",

@@ -86,7 +86,7 @@ def run(cfg: EvalConfig) -> dict:
     from manyicl.prompting import HFTokenizer
 
     manifest = read_manifest(cfg.adapter) if cfg.adapter else None
-    model_path = resolve_model(cfg.model or (manifest.base_model.path if manifest else None))
+    model_path = resolve_model(cfg.model or (manifest.base_model.locate() if manifest else None))
     tok = HFTokenizer.from_pretrained(model_path)
     fmt = manifest.prompt_format if manifest else load_format(cfg.prompt_format, tok.hf)
     context = AutoConfig.from_pretrained(model_path).max_position_embeddings

@@ -39,7 +39,7 @@ from manyicl.manifest import (
     model_fingerprint,
     write_manifest,
 )
-from manyicl.models import resolve_model
+from manyicl.models import registry_name, resolve_model
 from manyicl.prompting import HFTokenizer, PromptFormat, RenderedPrompt, get_format
 
 
@@ -281,7 +281,9 @@ def _finish(cfg: FinetuneConfig, setup: Setup, env: DistEnv, model, loop: _Loop)
         manyicl_version=manyicl.__version__,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         base_model=BaseModelRef(
-            path=setup.model_path, fingerprint=model_fingerprint(setup.model_path)
+            path=setup.model_path,
+            fingerprint=model_fingerprint(setup.model_path),
+            registry=registry_name(cfg.model),
         ),
         prompt_format=setup.fmt,
         objective=str(cfg.objective),

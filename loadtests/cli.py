@@ -76,7 +76,9 @@ def render_setup(cfg: LoadtestConfig):
 
     if cfg.adapter:
         manifest = read_manifest(cfg.adapter)
-        return manifest.prompt_format, HFTokenizer.from_pretrained(manifest.base_model.path)
+        return manifest.prompt_format, HFTokenizer.from_pretrained(
+            resolve_model(manifest.base_model.locate())
+        )
     tok = HFTokenizer.from_pretrained(resolve_model(cfg.tokenizer))
     return get_format(cfg.prompt_format, tok.hf), tok
 

@@ -16,6 +16,9 @@ from manyicl.artifacts import sha256_file
 from manyicl.prompting import PromptFormat
 
 MANIFEST_FILE = "manyicl.json"
+# The adapter shipped with the package (trained by benchmarks/quality.py, see docs/RESULTS.md):
+# what `manyicl-serve` serves on the default model when given no --adapter and no --model.
+DEFAULT_ADAPTER = Path(__file__).parent / "adapters" / "smollm2-135m-manyicl"
 
 
 class BaseModelRef(BaseModel):
@@ -23,6 +26,13 @@ class BaseModelRef(BaseModel):
 
     path: str  # the local folder, or a hub id, the adapter was trained on
     fingerprint: str  # model_fingerprint() of it: the server checks it before serving
+    # The `manyicl-model` registry name when the base came from there: its cache folder
+    # differs per machine, so a shipped adapter finds its base by name, not by `path`.
+    registry: str | None = None
+
+    def locate(self) -> str:
+        """What `resolve_model` takes to find this base on the current machine."""
+        return self.registry or self.path
 
 
 class AdapterManifest(BaseModel):

@@ -72,6 +72,12 @@ def resolve_model(spec: str | None, cache: Path | None = None) -> str:
     return spec
 
 
+def registry_name(spec: str | None) -> str | None:
+    """The registry name `spec` refers to (`None`/"default" -> the default model), else None."""
+    name = DEFAULT_MODEL if spec in (None, "default") else spec
+    return name if name in REGISTRY_MODELS else None
+
+
 def materialise(model: GGUFModel, cache: Path | None = None) -> Path:
     """Return the bf16 checkpoint folder of `model`, building it on first use."""
     root = cache or cache_root()

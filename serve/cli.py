@@ -1,7 +1,8 @@
 """`manyicl-serve`: the OpenAI-compatible many-shot server.
 
-manyicl-serve --adapter out/                 # the adapter on its base model
-manyicl-serve --max-model-len 4096           # the default base model, no adapter
+manyicl-serve                                # the shipped adapter on the default model
+manyicl-serve --adapter out/                 # your adapter on its base model
+manyicl-serve --no-default-adapter           # the default base model alone
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from typing import Any
 
 from manyicl.artifacts import cache_root
 from manyicl.cliargs import add_dataclass_args, arg, from_args
+from manyicl.manifest import DEFAULT_ADAPTER
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,12 @@ class ServeConfig:
         "adapter folder written by manyicl-finetune; its manyicl.json "
         "names the base model and the prompt format",
         default=None,
+    )
+    default_adapter: bool = arg(
+        "without --adapter and --model, serve the adapter shipped with the package "
+        "(manyicl/adapters/smollm2-135m-manyicl) on the default model; "
+        "--no-default-adapter serves the bare base model",
+        default=True,
     )
     adapter_name: str = arg("the `model` name clients use for the adapter", default="manyicl")
     merge_lora: bool = arg(
@@ -89,6 +96,8 @@ def parse_config(argv: list[str] | None = None) -> tuple[ServeConfig, Any]:
     AsyncEngineArgs.add_cli_args(parser)
     parser.set_defaults(model=None, gpu_memory_utilization=None, enable_prefix_caching=True)
     args = parser.parse_args(argv)
+    if args.adapter is None and args.model in (None, "default") and args.default_adapter:
+        args.adapter = DEFAULT_ADAPTER if DEFAULT_ADAPTER.is_dir() else None
     if args.api_key is None:
         args.api_key = os.environ.get("MANYICL_API_KEY")
     try:

@@ -27,7 +27,7 @@ def build_engine(cfg: ServeConfig, engine_args) -> ManyICLEngine:
 
     manifest = read_manifest(cfg.adapter) if cfg.adapter else None
     model_path = resolve_model(
-        engine_args.model or (manifest.base_model.path if manifest else "default")
+        engine_args.model or (manifest.base_model.locate() if manifest else "default")
     )
     if manifest and model_fingerprint(model_path) != manifest.base_model.fingerprint:
         raise ValueError(
