@@ -23,8 +23,8 @@ class Schedule(StrEnum):
 class FinetuneConfig:
     out: Path = arg("output folder: the adapter, manyicl.json, metrics.jsonl, checkpoints/")
     model: str = arg(
-        "base model: 'default' (SmolLM2-135M-Instruct, offline), a local Hugging "
-        "Face folder, or a hub id",
+        "base model: 'default' (SmolLM2-135M-Instruct, offline), another registry "
+        "model (gemma3-270m; see manyicl-model), a local Hugging Face folder, or a hub id",
         default="default",
     )
     mixture: Path = arg("mixture file (TOML) of training tasks", default=DEFAULT_MIXTURE)
