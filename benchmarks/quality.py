@@ -30,7 +30,7 @@ from quality_doc import write_results
 from manyicl.evaluate.cli import EvalConfig, load_tasks
 from manyicl.evaluate.cli import run as run_eval
 from manyicl.evaluate.runner import split_task
-from manyicl.finetune.config import FinetuneConfig
+from manyicl.finetune.config import FinetuneConfig, reproducible
 from manyicl.finetune.mixture import DEFAULT_MIXTURE, heldout_eval_tasks
 from manyicl.finetune.objectives import Objective
 from manyicl.finetune.sequences import SequenceStream, StepPlanner, plan_length
@@ -140,7 +140,8 @@ def task_level_adapter(task_name: str, root: Path, args) -> Path:
 
 def publish(adapter: Path, eval_dir: Path, dest: Path, model: str) -> None:
     """Ship `adapter` as the package's default: weights cast to bf16 (half the bytes; vLLM
-    computes in bf16 anyway), the manifest naming its base by registry name, its eval table."""
+    computes in bf16 anyway), the manifest naming its base by registry name, its eval table,
+    and `finetune.json`: `manyicl-finetune --config` with it trains the same adapter again."""
     from safetensors.torch import load_file, save_file
 
     dest.mkdir(parents=True, exist_ok=True)
@@ -154,6 +155,8 @@ def publish(adapter: Path, eval_dir: Path, dest: Path, model: str) -> None:
     manifest = read_manifest(adapter)
     base = manifest.base_model.model_copy(update={"registry": registry_name(model)})
     write_manifest(dest, manifest.model_copy(update={"base_model": base}))
+    config = json.dumps(reproducible(manifest.training), indent=2)
+    (dest / "finetune.json").write_text(config + "\n")
     shutil.copy(eval_dir / "results.md", dest / "EVAL.md")
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict, dataclass
+import json
+from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from manyicl.cliargs import arg, parse_dataclass
+from manyicl.cliargs import add_dataclass_args, arg, from_args
 from manyicl.finetune.mixture import DEFAULT_MIXTURE
 from manyicl.finetune.objectives import LossNorm, Objective
 from manyicl.finetune.sequences import ShotRange
@@ -143,6 +144,29 @@ class FinetuneConfig:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
 
 
+# What a saved config never sets: where this run writes, and whether it resumes.
+_RUN_ONLY = ("out", "resume")
+
+
+def reproducible(training: dict[str, Any]) -> dict[str, Any]:
+    """A config's JSON (`FinetuneConfig.to_json()`, a manifest's `training`) as a `--config`
+    file: without the run-only fields, and without the mixture when it is the packaged
+    default (its absolute path differs per machine)."""
+    data = {k: v for k, v in training.items() if k not in _RUN_ONLY}
+    if Path(data["mixture"]) == DEFAULT_MIXTURE:
+        del data["mixture"]
+    return data
+
+
+def config_defaults(path: Path) -> dict[str, Any]:
+    """Flag defaults from a `--config` JSON file; unknown keys are an error."""
+    data = json.loads(path.read_text())
+    known = {f.name for f in fields(FinetuneConfig)} - set(_RUN_ONLY)
+    if unknown := sorted(set(data) - known):
+        raise ValueError(f"{path}: unknown or run-only keys {unknown}")
+    return data
+
+
 def parse_config(argv: list[str] | None = None) -> FinetuneConfig:
     """FinetuneConfig from the command line; a bad value exits with the reason (status 2)."""
     parser = argparse.ArgumentParser(
@@ -152,4 +176,22 @@ def parse_config(argv: list[str] | None = None) -> FinetuneConfig:
         "metrics) to --out; the server reads both. Multi-process: torchrun --nproc-per-node N "
         "-m manyicl.finetune.cli ...",
     )
-    return parse_dataclass(parser, FinetuneConfig, argv)
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="JSON file of flag values used as defaults (flags given override), e.g. "
+        "manyicl/adapters/smollm2-135m-manyicl/finetune.json, which reproduces the shipped "
+        "adapter",
+    )
+    add_dataclass_args(parser, FinetuneConfig)
+    given, _ = parser.parse_known_args(argv)
+    if given.config:
+        try:
+            parser.set_defaults(**config_defaults(given.config))
+        except (OSError, ValueError) as e:
+            parser.error(f"--config: {e}")
+    try:
+        return from_args(FinetuneConfig, parser.parse_args(argv))
+    except ValueError as e:
+        parser.error(str(e))
+        raise  # unreachable: parser.error exits

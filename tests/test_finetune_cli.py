@@ -132,3 +132,28 @@ def test_cli_trains_the_default_model_on_big_bench(tmp_path):
     assert manifest.training["objective"] == "all-targets"
     config = json.loads((out / "adapter_config.json").read_text())
     assert config["r"] == 16 and config["peft_type"] == "LORA"
+
+
+def test_config_file_reproduces_a_run_and_flags_override(tmp_path):
+    from manyicl.finetune.config import FinetuneConfig, parse_config, reproducible
+    from manyicl.finetune.objectives import Objective
+
+    original = FinetuneConfig(
+        out=tmp_path / "a", objective=Objective.LAST_TARGET, max_seq_len=512, lr=1e-3, resume=True
+    )
+    saved = tmp_path / "finetune.json"
+    data = reproducible(original.to_json())
+    saved.write_text(json.dumps(data))
+    assert "out" not in data and "resume" not in data and "mixture" not in data
+    again = parse_config(["--config", str(saved), "--out", str(tmp_path / "b")])
+    assert again == FinetuneConfig(**{**original.__dict__, "out": tmp_path / "b", "resume": False})
+    changed = parse_config(["--config", str(saved), "--out", str(tmp_path / "b"), "--lr", "5e-4"])
+    assert changed.lr == 5e-4 and changed.objective is Objective.LAST_TARGET
+
+
+@pytest.mark.parametrize("content", ['{"lr": 1e-3, "lr_typo": 1}', '{"out": "x"}', "not json"])
+def test_bad_config_file_exits_with_a_reason(tmp_path, content):
+    saved = tmp_path / "finetune.json"
+    saved.write_text(content)
+    proc = _run(["--config", str(saved), "--out", str(tmp_path / "out")], timeout=120)
+    assert proc.returncode == 2 and "--config" in proc.stderr, proc.stderr[-2000:]
