@@ -35,8 +35,8 @@ from manyicl.finetune.mixture import DEFAULT_MIXTURE, heldout_eval_tasks
 from manyicl.finetune.objectives import Objective
 from manyicl.finetune.sequences import SequenceStream, StepPlanner, plan_length
 from manyicl.finetune.trainer import prepare, train
-from manyicl.manifest import DEFAULT_ADAPTER, read_manifest, write_manifest
-from manyicl.models import registry_name
+from manyicl.manifest import DEFAULT_ADAPTER, model_fingerprint, read_manifest, write_manifest
+from manyicl.models import registry_name, resolve_model
 
 VARIANTS = {
     "zero-shot FT": Objective.ZERO_SHOT,
@@ -153,7 +153,15 @@ def publish(adapter: Path, eval_dir: Path, dest: Path, model: str) -> None:
     )
     shutil.copy(adapter / "adapter_config.json", dest / "adapter_config.json")
     manifest = read_manifest(adapter)
-    base = manifest.base_model.model_copy(update={"registry": registry_name(model)})
+    # By registry name, fingerprinted as this version computes it: the base is the same folder
+    # it was trained on (checked), only the way of naming it changes.
+    if resolve_model(model) != manifest.base_model.path:
+        raise SystemExit(f"{adapter} was not trained on {model}")
+    update = {
+        "registry": registry_name(model),
+        "fingerprint": model_fingerprint(resolve_model(model)),
+    }
+    base = manifest.base_model.model_copy(update=update)
     write_manifest(dest, manifest.model_copy(update={"base_model": base}))
     config = json.dumps(reproducible(manifest.training), indent=2)
     (dest / "finetune.json").write_text(config + "\n")

@@ -77,13 +77,27 @@ def read_manifest(adapter_dir: Path) -> AdapterManifest:
         raise ValueError(f"{path} is not a valid manifest: {e}") from e
 
 
+# The config keys a fingerprint covers: the shape of the network. The rest of config.json is
+# written differently by different transformers versions (its version, key names), and a
+# shipped adapter must still find its base on a machine that built it with another version.
+_FINGERPRINT_KEYS = (
+    "architectures",
+    "model_type",
+    "hidden_size",
+    "num_hidden_layers",
+    "vocab_size",
+)
+
+
 def model_fingerprint(path_or_id: str) -> str:
-    """A cheap identity of a base model: config.json plus each weight file's size and its
-    first and last MiB. A hub id (no local folder) is its own fingerprint."""
+    """A cheap identity of a base model: its shape (a few config keys) plus each weight file's
+    size and its first and last MiB. A hub id (no local folder) is its own fingerprint."""
     folder = Path(path_or_id)
     if not folder.is_dir():
         return f"hub:{path_or_id}"
-    digest = hashlib.sha256((folder / "config.json").read_bytes())
+    config = json.loads((folder / "config.json").read_text())
+    shape = {k: config.get(k) for k in _FINGERPRINT_KEYS}
+    digest = hashlib.sha256(json.dumps(shape, sort_keys=True).encode())
     for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
         size = weights.stat().st_size
         digest.update(f"{weights.name}:{size}".encode())

@@ -112,16 +112,14 @@ def smollm2_adapter(tmp_path_factory, smollm2_dir, toy_mixture) -> Path:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory, smollm2_adapter):
-    """One real `manyicl-serve` (adapter on SmolLM2, eager mode, 512 MiB KV cache) for the
-    whole session, with an API key."""
+def server(tmp_path_factory, smollm2_dir):
+    """One real `manyicl-serve` for the whole session, with an API key: no --adapter, so it
+    serves the shipped default adapter on SmolLM2 (LoRA kernels; eager mode, 512 MiB KV)."""
     from serverproc import manyicl_server
 
     folder = tmp_path_factory.mktemp("server")
     proc = manyicl_server(
         [
-            "--adapter",
-            str(smollm2_adapter),
             "--max-model-len",
             "2048",
             "--enforce-eager",

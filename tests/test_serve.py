@@ -1,4 +1,4 @@
-"""The real server: a vLLM CPU engine, the default SmolLM2 model plus a trained adapter, real
+"""The real server: a vLLM CPU engine, the default SmolLM2 model plus the shipped adapter, real
 HTTP, and the official `openai` client. One server for the session (engine start-ups are
 slow, see conftest); the last tests restart it and kill its engine, then restore it."""
 
@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from serverproc import API_KEY as KEY
 
-from manyicl.manifest import read_manifest
+from manyicl.manifest import DEFAULT_ADAPTER, read_manifest
 from manyicl.prompting import DemoSet, Example, HFTokenizer, render
 
 pytestmark = pytest.mark.slow
@@ -90,7 +90,7 @@ def test_n_seed_stop_and_logprobs(client):
 
 
 def test_second_request_hits_the_cache_and_the_engine_got_the_demo_block(
-    client, smollm2_adapter, smollm2_hf_tokenizer
+    client, smollm2_hf_tokenizer
 ):
     demos = [{"input": f"number {i}", "output": str(i % 3)} for i in range(120)]
     body = {"demonstrations": demos, "return_token_ids": True}
@@ -101,7 +101,7 @@ def test_second_request_hits_the_cache_and_the_engine_got_the_demo_block(
         first.usage.prompt_tokens_details.cached_tokens
     )
     info = second.model_extra["manyicl"]["prompts"][0]
-    fmt = read_manifest(smollm2_adapter).prompt_format
+    fmt = read_manifest(DEFAULT_ADAPTER).prompt_format
     block = render(
         fmt, HFTokenizer(smollm2_hf_tokenizer), DemoSet(examples=[Example(**d) for d in demos])
     )
