@@ -49,7 +49,7 @@ def task_table(results: dict, shots) -> list[str]:
 
 def training_table(adapters: dict) -> list[str]:
     lines = [
-        "| variant | steps | tokens trained | final train loss | eval loss |",
+        "| variant | steps | tokens trained | final train loss | eval loss* |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for name, folder in adapters.items():
@@ -58,7 +58,12 @@ def training_table(adapters: dict) -> list[str]:
             f"| {name} | {m.steps} | {m.tokens_trained} | "
             f"{m.metrics['train_loss']:.3f} | {m.metrics['eval_loss']:.3f} |"
         )
-    return [*lines, ""]
+    note = (
+        "*Mean NLL of every answer in held-back sequences of the training tasks, packed as the "
+        "variant packs them: many-shot sequences for all but zero-shot FT, whose sequences hold "
+        "one example each, so its number is not comparable with the others'."
+    )
+    return [*lines, "", note, ""]
 
 
 def dedicated_table(dedicated: dict, shots_results: dict) -> list[str]:
