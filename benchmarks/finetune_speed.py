@@ -57,7 +57,7 @@ def worker(variant: str, steps: int, max_seq_len: int) -> dict:
     from manyicl.finetune.modeling import DistEnv, load_lora_model, resolve_dtype
     from manyicl.finetune.objectives import Objective
     from manyicl.finetune.sequences import SequenceStream, materialise
-    from manyicl.finetune.trainer import prepare
+    from manyicl.finetune.setup import prepare
 
     objective = Objective.ALL_TARGETS if variant == "causal-lm" else Objective(variant)
     out = Path("/nonexistent-bench-out")

@@ -34,7 +34,8 @@ from manyicl.finetune.config import FinetuneConfig, reproducible
 from manyicl.finetune.mixture import DEFAULT_MIXTURE, heldout_eval_tasks
 from manyicl.finetune.objectives import Objective
 from manyicl.finetune.sequences import SequenceStream, StepPlanner, plan_length
-from manyicl.finetune.trainer import prepare, train
+from manyicl.finetune.setup import prepare
+from manyicl.finetune.trainer import train
 from manyicl.manifest import DEFAULT_ADAPTER, model_fingerprint, read_manifest, write_manifest
 from manyicl.models import registry_name, resolve_model
 
@@ -155,12 +156,10 @@ def publish(adapter: Path, eval_dir: Path, dest: Path, model: str) -> None:
     manifest = read_manifest(adapter)
     # By registry name, fingerprinted as this version computes it: the base is the same folder
     # it was trained on (checked), only the way of naming it changes.
-    if resolve_model(model) != manifest.base_model.path:
+    base_path = resolve_model(model)
+    if base_path != manifest.base_model.path:
         raise SystemExit(f"{adapter} was not trained on {model}")
-    update = {
-        "registry": registry_name(model),
-        "fingerprint": model_fingerprint(resolve_model(model)),
-    }
+    update = {"registry": registry_name(model), "fingerprint": model_fingerprint(base_path)}
     base = manifest.base_model.model_copy(update=update)
     write_manifest(dest, manifest.model_copy(update={"base_model": base}))
     config = json.dumps(reproducible(manifest.training), indent=2)

@@ -80,7 +80,7 @@ def run(cfg: EvalConfig) -> dict:
     from manyicl.evaluate.engine import PrefixScorer, load_model
     from manyicl.evaluate.report import aggregate, plot, table
     from manyicl.evaluate.runner import evaluate_task, split_task
-    from manyicl.finetune.trainer import load_format
+    from manyicl.finetune.setup import load_format
     from manyicl.manifest import read_manifest
     from manyicl.models import resolve_model
     from manyicl.prompting import HFTokenizer

@@ -13,7 +13,8 @@ from manyicl.finetune.config import parse_config
 
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_config(argv)
-    from manyicl.finetune.trainer import FinetuneError, train  # torch import after --help
+    from manyicl.finetune.setup import FinetuneError
+    from manyicl.finetune.trainer import train  # torch import after --help
 
     try:
         result = train(cfg)

@@ -21,76 +21,22 @@ from manyicl.finetune.batching import collate, loss_count, loss_sum
 from manyicl.finetune.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from manyicl.finetune.config import FinetuneConfig, Schedule
 from manyicl.finetune.losses import DriclParams, token_loss_sum
-from manyicl.finetune.mixture import MixtureError, load_mixture
 from manyicl.finetune.modeling import DistEnv, load_lora_model, resolve_dtype, wrap_ddp
 from manyicl.finetune.objectives import LossNorm, Objective
 from manyicl.finetune.sequences import (
     SequenceStream,
     StepPlanner,
-    TokenizedTask,
-    eval_sequences,
     materialise,
-    tokenize_tasks,
 )
+from manyicl.finetune.setup import Setup, prepare
 from manyicl.manifest import (
-    MANIFEST_FILE,
     AdapterManifest,
     BaseModelRef,
     model_fingerprint,
     write_manifest,
 )
-from manyicl.models import registry_name, resolve_model
-from manyicl.prompting import HFTokenizer, PromptFormat, RenderedPrompt, get_format
-
-
-class FinetuneError(Exception):
-    """A problem with the inputs, found before training starts."""
-
-
-@dataclass(frozen=True)
-class Setup:
-    model_path: str
-    fmt: PromptFormat
-    max_seq_len: int
-    tasks: list[TokenizedTask]
-    eval_seqs: list[RenderedPrompt]
-    pad_id: int
-
-
-def load_format(spec: str, hf_tokenizer) -> PromptFormat:
-    """A preset name or a JSON file written by `PromptFormat.save`."""
-    if spec.endswith(".json"):
-        return PromptFormat.load(spec)
-    return get_format(spec, hf_tokenizer)
-
-
-def prepare(cfg: FinetuneConfig) -> Setup:
-    """Resolve the model, format and data, and check them all; raise FinetuneError if bad."""
-    from transformers import AutoConfig, AutoTokenizer
-
-    if not cfg.resume and ((cfg.out / MANIFEST_FILE).exists() or latest_checkpoint(cfg.out)):
-        raise FinetuneError(
-            f"{cfg.out} already holds a run: pass --resume to continue it, or choose another --out"
-        )
-    try:
-        model_path = resolve_model(cfg.model)
-        hf_tok = AutoTokenizer.from_pretrained(model_path)
-        context = AutoConfig.from_pretrained(model_path).max_position_embeddings
-        fmt = load_format(cfg.prompt_format, hf_tok)
-        mixture = load_mixture(cfg.mixture, cfg.seed)
-    except (OSError, ValueError, MixtureError) as e:
-        raise FinetuneError(str(e)) from e
-    max_seq_len = cfg.max_seq_len or min(context, 4096)
-    if max_seq_len > context:
-        raise FinetuneError(f"--max-seq-len {max_seq_len} exceeds the model's context {context}")
-    tok = HFTokenizer(hf_tok)
-    try:
-        tasks = tokenize_tasks(mixture.tasks, fmt, tok, max_seq_len)
-    except ValueError as e:
-        raise FinetuneError(str(e)) from e
-    evals = eval_sequences(tasks, max_seq_len, cfg.shot_range, cfg.eval_sequences)
-    pad_id = hf_tok.pad_token_id if hf_tok.pad_token_id is not None else hf_tok.eos_token_id
-    return Setup(model_path, fmt, max_seq_len, tasks, evals, pad_id or 0)
+from manyicl.models import registry_name
+from manyicl.prompting import RenderedPrompt
 
 
 def get_lr(step: int, cfg: FinetuneConfig) -> float:

@@ -135,3 +135,15 @@ def server(tmp_path_factory, smollm2_dir):
     proc.start()
     yield proc
     proc.stop()
+
+
+@pytest.fixture
+def http(server):
+    """An httpx client of the session server, with its API key."""
+    import httpx
+    from serverproc import API_KEY
+
+    with httpx.Client(
+        base_url=server.url, timeout=300, headers={"Authorization": f"Bearer {API_KEY}"}
+    ) as c:
+        yield c

@@ -28,14 +28,6 @@ def client(server):
     return openai.OpenAI(base_url=server.url + "/v1", api_key=KEY, max_retries=0, timeout=300)
 
 
-@pytest.fixture
-def http(server):
-    with httpx.Client(
-        base_url=server.url, timeout=300, headers={"Authorization": f"Bearer {KEY}"}
-    ) as c:
-        yield c
-
-
 def _many_shot(client, prompt="apricot", **kw):
     extra = {"demonstrations": DEMOS, **kw.pop("extra_body", {})}
     return client.completions.create(

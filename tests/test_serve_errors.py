@@ -7,17 +7,8 @@ import json
 
 import httpx
 import pytest
-from serverproc import API_KEY
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def http(server):
-    with httpx.Client(
-        base_url=server.url, timeout=300, headers={"Authorization": f"Bearer {API_KEY}"}
-    ) as c:
-        yield c
 
 
 # body, status, error type, param, code
