@@ -25,7 +25,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from quality_doc import write_results
+from quality_doc import OURS, write_results
 
 from manyicl.evaluate.cli import EvalConfig, load_tasks
 from manyicl.evaluate.cli import run as run_eval
@@ -42,7 +42,7 @@ from manyicl.models import registry_name, resolve_model
 VARIANTS = {
     "zero-shot FT": Objective.ZERO_SHOT,
     "last-target FT": Objective.LAST_TARGET,
-    "all-targets FT (ManyICL)": Objective.ALL_TARGETS,
+    OURS: Objective.ALL_TARGETS,
     "DrICL": Objective.DRICL,
 }
 
@@ -228,8 +228,7 @@ def main() -> None:
     }
     write_results(args, shots, {}, {}, adapters)  # each stage rewrites the doc: partial is kept
     if args.publish:
-        ours = "all-targets FT (ManyICL)"
-        publish(adapters[ours], args.runs / "eval" / slug(ours), DEFAULT_ADAPTER, args.model)
+        publish(adapters[OURS], args.runs / "eval" / slug(OURS), DEFAULT_ADAPTER, args.model)
     dedicated = {}
     for task in filter(None, args.task_level.split(",")):
         adapter = task_level_adapter(task, args.runs, args)

@@ -11,6 +11,15 @@ from manyicl.evaluate.report import plot, task_means
 from manyicl.manifest import read_manifest
 
 ANALYSIS = "## Analysis"
+OURS = "all-targets FT (ManyICL)"  # the variant that ships as the default adapter
+
+
+def _shown(path: Path) -> str:
+    """A path as a reader can find it: relative to the repo when it lies inside."""
+    try:
+        return str(Path(path).resolve().relative_to(Path(__file__).resolve().parents[1]))
+    except ValueError:
+        return str(path)
 
 
 def _shots_order(rows) -> list:
@@ -67,7 +76,6 @@ def training_table(adapters: dict) -> list[str]:
 
 
 def dedicated_table(dedicated: dict, shots_results: dict) -> list[str]:
-    ours = "all-targets FT (ManyICL)"
     lines = [
         "| task | task-level LoRA, 0 shots | ManyICL adapter, max shots | base, max shots |",
         "| --- | ---: | ---: | ---: |",
@@ -81,7 +89,7 @@ def dedicated_table(dedicated: dict, shots_results: dict) -> list[str]:
             return "-" if row is None else f"{row['score']:.3f}"
 
         lines.append(
-            f"| {task} | {score(res, 0)} | {score(shots_results[ours], 'max')} | "
+            f"| {task} | {score(res, 0)} | {score(shots_results[OURS], 'max')} | "
             f"{score(shots_results['base (ICL only)'], 'max')} |"
         )
     return [*lines, ""]
@@ -99,7 +107,7 @@ def write_results(args, shots: dict, forgetting: dict, dedicated: dict, adapters
         f"Machine: {machine()}  ",
         f"Date: {today()}",
         "",
-        f"Model `{args.model}` (default: SmolLM2-135M-Instruct), mixture `{args.mixture}`; "
+        f"Model `{args.model}` (default: SmolLM2-135M-Instruct), mixture `{_shown(args.mixture)}`; "
         f"every variant trains on the real tokens of {args.steps} all-targets steps of "
         f"{args.grad_accum} micro-batches of up to {args.max_seq_len} tokens; "
         f"evaluation: {args.eval_examples} examples per task, {args.seeds} demonstration "
