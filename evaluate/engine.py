@@ -46,15 +46,22 @@ class PrefixScorer:
 
         self.cache, self.prefix_len, self.last_logits = DynamicCache(), len(ids), None
         if ids:
-            self.last_logits = self._forward(ids)[-1]
+            self.last_logits = self._forward(ids, last_only=True)[-1]
 
     @torch.no_grad()
-    def _forward(self, ids: Sequence[int]) -> torch.Tensor:
-        """Run `ids` after what the cache holds; logits (T, V) in float32."""
+    def _forward(self, ids: Sequence[int], last_only: bool = False) -> torch.Tensor:
+        """Run `ids` after what the cache holds; logits (T, V) in float32, or (1, V) for the
+        last position only: a 2K-token prefix over Gemma's 262K vocabulary is 2 GB of logits."""
         start = self.cache.get_seq_length()
         x = torch.tensor([list(ids)], device=self.device)
         pos = torch.arange(start, start + len(ids), device=self.device)[None]
-        out = self.model(input_ids=x, past_key_values=self.cache, position_ids=pos, use_cache=True)
+        out = self.model(
+            input_ids=x,
+            past_key_values=self.cache,
+            position_ids=pos,
+            use_cache=True,
+            logits_to_keep=1 if last_only else 0,
+        )
         return out.logits[0].float()
 
     def _rollback(self, length: int) -> None:
@@ -67,7 +74,7 @@ class PrefixScorer:
         self, query: Sequence[int], choices: Sequence[Sequence[int]]
     ) -> list[list[float]]:
         """Per-token NLL of each choice's tokens after prefix + query."""
-        logits = self._forward(query) if query else self.last_logits[None]
+        logits = self._forward(query, last_only=True) if query else self.last_logits[None]
         after_query, base = logits[-1], self.cache.get_seq_length()
         result = []
         for choice in choices:
@@ -91,7 +98,7 @@ class PrefixScorer:
         stops: Sequence[str],
     ) -> list[int]:
         """Greedy tokens after prefix + query, until a stop id, a stop string or the limit."""
-        logits = self._forward(query)[-1] if query else self.last_logits
+        logits = self._forward(query, last_only=True)[-1] if query else self.last_logits
         out: list[int] = []
         for _ in range(max_new_tokens):
             token = int(logits.argmax())
