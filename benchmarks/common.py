@@ -1,9 +1,11 @@
-"""What every benchmark report states next to its numbers: the machine and the date."""
+"""What every benchmark report states next to its numbers: the command, the machine, the date."""
 
 from __future__ import annotations
 
 import os
 import platform
+import shlex
+import sys
 from datetime import date
 
 
@@ -18,3 +20,8 @@ def machine() -> str:
 
 def today() -> str:
     return date.today().isoformat()
+
+
+def command() -> str:
+    """This process's command line, quoted so that it can be pasted back into a shell."""
+    return "python " + shlex.join(sys.argv)

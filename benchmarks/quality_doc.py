@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from common import machine, today
+from common import command, machine, today
 
 from manyicl.evaluate.report import plot, task_means
 from manyicl.manifest import read_manifest
@@ -98,12 +97,12 @@ def dedicated_table(dedicated: dict, shots_results: dict) -> list[str]:
 def write_results(args, shots: dict, forgetting: dict, dedicated: dict, adapters: dict) -> None:
     plots = args.out.parent / "results"
     plots.mkdir(parents=True, exist_ok=True)
-    figure = plots / "shots.png"
+    figure = plots / f"{args.out.stem.lower()}-shots.png"  # one plot per page
     plot({n: r["scores"] for n, r in shots.items()}, figure, "held-out tasks: score vs shots")
     lines = [
         "# Quality: many-shot in-context learning on held-out tasks",
         "",
-        f"Command: `python {' '.join(sys.argv)}`  ",
+        f"Command: `{command()}`  ",
         f"Machine: {machine()}  ",
         f"Date: {today()}",
         "",

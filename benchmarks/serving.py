@@ -24,6 +24,7 @@ import json
 import sys
 from pathlib import Path
 
+from common import command
 from serving_doc import write_doc
 
 from manyicl.loadtests.client import RequestResult, RequestSpec
@@ -207,7 +208,7 @@ def main() -> None:
     ]
     results = {v: run_variant(v, args, fmt, tok, base, common) for v in args.variants}
     soak_report = run_soak(args, common) if args.soak_requests else None
-    write_doc(results, args, "python " + " ".join(sys.argv), soak_report)
+    write_doc(results, args, command(), soak_report)
     print(args.out.read_text())
 
 
