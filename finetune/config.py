@@ -9,7 +9,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from manyicl.cliargs import add_dataclass_args, arg, from_args
+from manyicl.cliargs import arg, parse_dataclass
 from manyicl.finetune.mixture import DEFAULT_MIXTURE
 from manyicl.finetune.objectives import LossNorm, Objective
 from manyicl.finetune.sequences import ShotRange
@@ -160,10 +160,15 @@ def reproducible(training: dict[str, Any]) -> dict[str, Any]:
 
 def config_defaults(path: Path) -> dict[str, Any]:
     """Flag defaults from a `--config` JSON file; unknown keys are an error."""
-    data = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"--config {path}: {e}") from e
+    if not isinstance(data, dict):
+        raise ValueError(f"--config {path}: expected a JSON object of flag values")
     known = {f.name for f in fields(FinetuneConfig)} - set(_RUN_ONLY)
     if unknown := sorted(set(data) - known):
-        raise ValueError(f"{path}: unknown or run-only keys {unknown}")
+        raise ValueError(f"--config {path}: unknown or run-only keys {unknown}")
     return data
 
 
@@ -183,15 +188,8 @@ def parse_config(argv: list[str] | None = None) -> FinetuneConfig:
         "manyicl/adapters/smollm2-135m-manyicl/finetune.json, which reproduces the shipped "
         "adapter",
     )
-    add_dataclass_args(parser, FinetuneConfig)
-    given, _ = parser.parse_known_args(argv)
-    if given.config:
-        try:
-            parser.set_defaults(**config_defaults(given.config))
-        except (OSError, ValueError) as e:
-            parser.error(f"--config: {e}")
-    try:
-        return from_args(FinetuneConfig, parser.parse_args(argv))
-    except ValueError as e:
-        parser.error(str(e))
-        raise  # unreachable: parser.error exits
+    return parse_dataclass(parser, FinetuneConfig, argv, defaults=_config_file)
+
+
+def _config_file(given: argparse.Namespace) -> dict[str, Any]:
+    return config_defaults(given.config) if given.config else {}

@@ -8,6 +8,7 @@ import argparse
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -53,13 +54,19 @@ def add_dataclass_args(
 
 
 def parse_dataclass(
-    parser: argparse.ArgumentParser, cls: type[T], argv: list[str] | None = None
+    parser: argparse.ArgumentParser,
+    cls: type[T],
+    argv: list[str] | None = None,
+    defaults: Callable[[argparse.Namespace], dict[str, Any]] | None = None,
 ) -> T:
-    """Flags for `cls`, parsed from `argv`; an invalid value exits with its reason (status 2)."""
+    """Flags for `cls`, parsed from `argv`; an invalid value exits with its reason (status 2).
+    `defaults`, given a first pass over `argv`, returns flag defaults that the flags given
+    override (e.g. read from a `--config` file); a ValueError from it exits the same way."""
     add_dataclass_args(parser, cls)
-    args = parser.parse_args(argv)
     try:
-        return from_args(cls, args)
+        if defaults:
+            parser.set_defaults(**defaults(parser.parse_known_args(argv)[0]))
+        return from_args(cls, parser.parse_args(argv))
     except ValueError as e:
         parser.error(str(e))
         raise  # unreachable: parser.error exits

@@ -151,7 +151,9 @@ def test_config_file_reproduces_a_run_and_flags_override(tmp_path):
     assert changed.lr == 5e-4 and changed.objective is Objective.LAST_TARGET
 
 
-@pytest.mark.parametrize("content", ['{"lr": 1e-3, "lr_typo": 1}', '{"out": "x"}', "not json"])
+@pytest.mark.parametrize(
+    "content", ['{"lr": 1e-3, "lr_typo": 1}', '{"out": "x"}', "not json", "[1]"]
+)
 def test_bad_config_file_exits_with_a_reason(tmp_path, content):
     saved = tmp_path / "finetune.json"
     saved.write_text(content)
