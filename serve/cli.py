@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import sys
 import uuid
 
@@ -18,7 +19,8 @@ log = logging.getLogger("manyicl.serve")
 
 
 async def serve(cfg: ServeConfig, engine_args) -> None:
-    """Start the engine, then listen until interrupted; the engine is always shut down."""
+    """Bind the port, start the engine, then serve until interrupted; the engine is always
+    shut down."""
     import uvicorn
 
     from manyicl.serve.app import create_app
@@ -26,29 +28,39 @@ async def serve(cfg: ServeConfig, engine_args) -> None:
     from manyicl.serve.metrics import ServerMetrics
     from manyicl.serve.registry import DemoSetRegistry
 
-    engine = build_engine(cfg, engine_args)
+    # Bind before the engine starts: its processes take free ports of their own, one of which
+    # could otherwise be ours by the time the engine is ready; and a busy port fails at once.
+    with listen(cfg.host, cfg.port) as listener:
+        engine = build_engine(cfg, engine_args)
+        try:
+            registry = DemoSetRegistry(cfg.demo_set_dir, engine.fmt, engine.tok)
+            if cfg.warmup and engine.default_model.lora is not None:
+                ids = engine.tok.encode_template("warm up")
+                await engine.warm(ids, engine.default_model, f"warmup-{uuid.uuid4().hex}")
+            metrics = ServerMetrics()
+            scheduler = build_scheduler(cfg, engine, registry, metrics)
+            app = create_app(
+                engine,
+                registry,
+                metrics,
+                cfg.api_key,
+                cfg.public_metrics,
+                cfg.max_body_bytes,
+                scheduler,
+            )
+            config = uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level=cfg.http_log_level)
+            await uvicorn.Server(config).serve(sockets=[listener])
+        finally:
+            engine.shutdown()
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A bound, listening TCP socket; ValueError with the reason when the address is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        registry = DemoSetRegistry(cfg.demo_set_dir, engine.fmt, engine.tok)
-        if cfg.warmup and engine.default_model.lora is not None:
-            ids = engine.tok.encode_template("warm up")
-            await engine.warm(ids, engine.default_model, f"warmup-{uuid.uuid4().hex}")
-        metrics = ServerMetrics()
-        scheduler = build_scheduler(cfg, engine, registry, metrics)
-        app = create_app(
-            engine,
-            registry,
-            metrics,
-            cfg.api_key,
-            cfg.public_metrics,
-            cfg.max_body_bytes,
-            scheduler,
-        )
-        server = uvicorn.Server(
-            uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level=cfg.http_log_level)
-        )
-        await server.serve()
-    finally:
-        engine.shutdown()
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as e:
+        raise ValueError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
 
 
 def build_scheduler(cfg: ServeConfig, engine, registry, metrics):

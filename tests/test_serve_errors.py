@@ -1,9 +1,12 @@
 """Every class of bad input gets OpenAI-style error JSON with its 4xx status, against the real
-server (the session fixture in conftest)."""
+server (the session fixture in conftest); a port already taken stops the start at once."""
 
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -110,3 +113,17 @@ def test_oversize_body_auth_and_unknown_routes(server, http):
     assert httpx.get(server.url + "/metrics").status_code == 401
     r = http.get("/v1/nothing")
     assert r.status_code == 404 and r.json()["error"]["type"] == "not_found_error"
+
+
+def test_a_busy_port_exits_2_with_the_reason_before_the_engine_starts():
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "manyicl.serve.cli", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
+    assert "EngineCore" not in proc.stderr  # no engine was started for nothing
