@@ -10,12 +10,13 @@ from datetime import date
 
 
 def machine() -> str:
-    """Cores, memory and processor of this machine."""
+    """Cores, memory, CPU model and its speed-relevant flags (bf16 decides the fast dtype)."""
     import psutil
 
+    from manyicl.cpu import describe
+
     mem = psutil.virtual_memory().total / 2**30
-    cpu = platform.processor() or platform.machine()
-    return f"{os.cpu_count()} cores, {mem:.0f} GiB RAM, {cpu}, {platform.system()}"
+    return f"{os.cpu_count()} cores, {mem:.0f} GiB RAM, {describe()}, {platform.system()}"
 
 
 def today() -> str:

@@ -34,9 +34,9 @@ from manyicl.loadtests.servers import ServerProcess, manyicl_command, vllm_comma
 from manyicl.loadtests.soak import soak
 from manyicl.loadtests.workload import WORKLOADS, Mode, make_demo_sets, make_queries
 from manyicl.manifest import read_manifest
+from manyicl.merge import merged_checkpoint
 from manyicl.models import resolve_model
 from manyicl.prompting import HFTokenizer, render
-from manyicl.serve.launch import merged_checkpoint
 
 VARIANTS = {
     "manyicl demo-set": ("manyicl", Mode.DEMO_SET, []),
@@ -76,7 +76,7 @@ def server_for(
         model = ["--model", base, "--served-model-name", "base", *lora]
         model += ["--max-lora-rank", str(rank)]
     else:
-        merged = str(merged_checkpoint(adapter, base))
+        merged = str(merged_checkpoint(adapter, base, "bfloat16"))
         model = ["--model", merged, "--served-model-name", "manyicl"]
     caching = ["--enable-prefix-caching", "--enable-prompt-tokens-details"]
     args = [*model, *caching, *common, *extra]

@@ -1,61 +1,114 @@
-"""`manyicl-eval`: score held-out tasks at each shot count, several seeds of demonstrations.
+"""`manyicl-eval`: score held-out tasks at each shot count, on vLLM as the server answers.
 
-manyicl-eval --adapter out/ --shots 0,1,4,16,64,256,max --seeds 3
-manyicl-eval --model default --tasks bigbench:tense,data/mine.jsonl --shots 0,8
+manyicl-eval --adapter out/ --out runs/eval/out                 # the standard evaluation
+manyicl-eval --model default --out runs/eval/base --preset quick
+manyicl-eval --adapter out/ --out runs/eval/long --preset scaling   # shots up to 8K tokens
+manyicl-eval compare runs/eval/base runs/eval/out [...]         # paired differences from base
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+import sys
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from manyicl.cliargs import arg, parse_dataclass
+
+# Defaults per preset; flags given on the command line override them.
+PRESETS: dict[str, dict[str, Any]] = {
+    "standard": {},  # the EvalConfig defaults
+    "quick": {
+        "tasks": "bigbench:sports_understanding,bigbench:linguistic_mappings/plural_json",
+        "remap": "words",
+        "shots": "0,4,16",
+        "seeds": 1,
+        "eval_examples": 24,
+        "max_context": 1024,
+        "enforce_eager": True,
+    },
+    "scaling": {
+        "tasks": "bigbench:intent_recognition,bigbench:sports_understanding,"
+        "bigbench:linguistic_mappings/plural_json",
+        "shots": "0,4,16,64,256,max",
+        "seeds": 1,
+        "eval_examples": 50,
+        "max_context": 8192,
+    },
+}
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    out: Path = arg("folder for results.json, results.md and scores.png")
+    out: Path = arg("folder for records.jsonl (resumable), results.json, results.md, scores.png")
     model: str | None = arg(
         "base model (default: the adapter's base, else the default model)", default=None
     )
     adapter: Path | None = arg(
-        "adapter folder from manyicl-finetune (its prompt format is used)", default=None
+        "adapter folder from manyicl-finetune (its prompt format is used; merged into the "
+        "weights for scoring)",
+        default=None,
     )
     prompt_format: str = arg("plain or chat, without --adapter", default="plain")
     tasks: str = arg(
-        "'heldout' (the default mixture's [heldout] eval list) or a comma list "
-        "of bigbench:<task> names and .jsonl files",
+        "'heldout' (the default mixture's [heldout] eval list) or a comma list of "
+        "bigbench:<task> names and .jsonl files",
         default="heldout",
     )
-    shots: str = arg("comma list of shot counts; 'max' = as many as fit", default="0,1,4,16,max")
+    remap: str = arg(
+        "label-remapped copies of each classification task, scored beside it: a comma list "
+        "of flipped (labels permuted) and words (arbitrary words), or '' for none",
+        default="flipped,words",
+    )
+    shots: str = arg("comma list of shot counts; 'max' = as many as fit", default="0,4,16,64,max")
     seeds: int = arg("demonstration samples per shot count", default=3)
-    eval_examples: int = arg("evaluation examples per task (the rest is the pool)", default=50)
-    max_new_tokens: int = arg("greedy tokens per answer", default=32)
-    max_context: int | None = arg(
-        "context for prompts (default: the model's, at most 8192)", default=None
+    eval_examples: int = arg(
+        "evaluation examples per task, stratified by label (the rest is the pool)", default=100
     )
+    max_new_tokens: int = arg("most greedy tokens per answer", default=32)
+    max_context: int = arg("context for prompts: 'max' shots fill it", default=2048)
     name: str | None = arg(
-        "variant name in the table and plot (default: adapter or model)", default=None
+        "variant name in tables and plots (default: adapter or model)", default=None
     )
+    dtype: str = arg(
+        "auto (on CPU: float32 unless it computes bf16 natively), float32, bfloat16",
+        default="auto",
+    )
+    block_size: int | None = arg("KV block size (default: vLLM's for the platform)", default=None)
+    kv_cache_gib: float = arg("KV cache size on CPU (GiB)", default=4.0)
+    enforce_eager: bool = arg("skip torch.compile: starts faster, scores slower", default=False)
 
     def __post_init__(self) -> None:
-        _ = self.shot_list  # parses, or raises with the reason
+        _ = self.shot_list, self.remap_kinds  # parse, or raise with the reason
         if self.seeds < 1 or self.eval_examples < 1 or self.max_new_tokens < 1:
             raise ValueError("--seeds, --eval-examples and --max-new-tokens must be >= 1")
+        if self.max_context < 64:
+            raise ValueError("--max-context must be >= 64")
 
     @property
     def shot_list(self) -> list[int | None]:
         out = []
-        for item in self.shots.split(","):
-            if item.strip() == "max":
+        for item in (s.strip() for s in self.shots.split(",")):
+            if item == "max":
                 out.append(None)
-            elif item.strip().isdigit():
+            elif item.isdigit():
                 out.append(int(item))
             else:
                 raise ValueError(f"--shots takes numbers and 'max', got {item!r}")
         return out
+
+    @property
+    def remap_kinds(self) -> list:
+        from manyicl.finetune.remap import Kind
+
+        kinds = [k.strip() for k in self.remap.split(",") if k.strip()]
+        allowed = {str(Kind.FLIPPED), str(Kind.WORDS)}
+        if bad := [k for k in kinds if k not in allowed]:
+            raise ValueError(f"--remap takes {sorted(allowed)}, got {bad}")
+        return [Kind(k) for k in kinds]
 
 
 def load_tasks(spec: str) -> list:
@@ -72,64 +125,125 @@ def load_tasks(spec: str) -> list:
     ]
 
 
-def run(cfg: EvalConfig) -> dict:
-    """The whole sweep; writes results.json, results.md and scores.png under --out."""
-    import torch
-    from transformers import AutoConfig
+def _done(path: Path) -> dict[tuple, dict]:
+    """Records already written by an interrupted run of the same config."""
+    if not path.is_file():
+        return {}
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {(r["task"], r["shots"], r["seed"]): r for r in records}
 
-    from manyicl.evaluate.engine import PrefixScorer, load_model
+
+def _check_config(cfg: EvalConfig) -> None:
+    """An --out folder holds one config's records: resuming with other settings would mix
+    them."""
+    path, mine = cfg.out / "config.json", _config_json(cfg)
+    if path.is_file() and json.loads(path.read_text()) != mine:
+        raise ValueError(f"{cfg.out} holds records of another config; use a new --out")
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(mine, indent=2) + "\n")
+
+
+def _config_json(cfg: EvalConfig) -> dict:
+    keep = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
+    for k in ("out", "name", "kv_cache_gib", "enforce_eager"):  # change nothing scored
+        keep.pop(k)
+    return keep
+
+
+def run(cfg: EvalConfig) -> dict:
+    """The whole sweep (resuming from records.jsonl); writes results.json/.md and scores.png."""
+    from tqdm import tqdm
+
+    from manyicl.evaluate.engine import EvalEngine
     from manyicl.evaluate.report import aggregate, plot, table
-    from manyicl.evaluate.runner import evaluate_task, split_task
+    from manyicl.evaluate.runner import cells_for, score_cells, shots_label, task_budget
+    from manyicl.evaluate.suite import build_suite
     from manyicl.finetune.setup import load_format
     from manyicl.manifest import read_manifest
     from manyicl.models import resolve_model
     from manyicl.prompting import HFTokenizer
 
+    _check_config(cfg)
     manifest = read_manifest(cfg.adapter) if cfg.adapter else None
     model_path = resolve_model(cfg.model or (manifest.base_model.locate() if manifest else None))
     tok = HFTokenizer.from_pretrained(model_path)
     fmt = manifest.prompt_format if manifest else load_format(cfg.prompt_format, tok.hf)
-    context = AutoConfig.from_pretrained(model_path).max_position_embeddings
-    max_context = cfg.max_context or min(context, 8192)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    scorer = PrefixScorer(load_model(model_path, cfg.adapter and str(cfg.adapter), device), device)
-    records = []
-    for task in load_tasks(cfg.tasks):
-        split = split_task(task, cfg.eval_examples)
-        records += evaluate_task(
-            scorer, split, cfg.shot_list, cfg.seeds, fmt, tok, max_context, cfg.max_new_tokens
-        )
+    suite = build_suite(load_tasks(cfg.tasks), cfg.eval_examples, cfg.remap_kinds)
+    records_path = cfg.out / "records.jsonl"
+    done = _done(records_path)
+    engine = None
+    started = time.perf_counter()
+    units = [(t, k) for t in suite for k in cfg.shot_list if not (t.remap and k == 0)]
+    for task, shots in tqdm(units, desc="evaluating", unit="cell"):
+        room, generate = task_budget(task, fmt, tok, cfg.max_context, cfg.max_new_tokens)
+        todo = [c for c in cells_for(task, shots, cfg.seeds, fmt, tok, room) if c.key not in done]
+        if not todo:
+            continue
+        engine = engine or EvalEngine.start(model_path, cfg.adapter, _engine_config(cfg))
+        for record in score_cells(engine, todo, fmt, tok, generate):
+            done[(record["task"], record["shots"], record["seed"])] = record
+            with records_path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+    keys = {(t.name, shots_label(k)) for t, k in units}
+    records = [r for r in done.values() if (r["task"], r["shots"]) in keys]
     rows = aggregate(records)
     name = cfg.name or (cfg.adapter.name if cfg.adapter else Path(model_path).name)
     result = {
         "name": name,
         "model": model_path,
         "adapter": cfg.adapter and str(cfg.adapter),
-        "config": {k: str(v) for k, v in vars(cfg).items()},
+        "config": _config_json(cfg),
+        "seconds": round(time.perf_counter() - started, 1),
         "records": records,
         "scores": rows,
     }
-    cfg.out.mkdir(parents=True, exist_ok=True)
     (cfg.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     (cfg.out / "results.md").write_text(f"# {name}\n\n" + table(rows))
-    plot({name: rows}, cfg.out / "scores.png", f"held-out tasks, {name}")
+    plot({name: rows}, cfg.out / "scores.png", f"held-out tasks, {name}", "natural")
     return result
 
 
-def main(argv: list[str] | None = None) -> None:
+def _engine_config(cfg: EvalConfig):
+    from manyicl.evaluate.engine import EngineConfig
+
+    return EngineConfig(
+        cfg.max_context, cfg.dtype, cfg.block_size, cfg.kv_cache_gib, cfg.enforce_eager
+    )
+
+
+def parse_config(argv: list[str] | None = None) -> EvalConfig:
     parser = argparse.ArgumentParser(
         prog="manyicl-eval",
         description="Evaluate held-out tasks at each shot count, with several seeds of "
-        "demonstration sampling, rendered exactly as the server renders them. Multiple-choice "
-        "tasks are scored by rank classification (lowest mean NLL of the choice) and by greedy "
-        "exact match; generation tasks by ROUGE-L or exact match. Writes results.json (every "
-        "score, 95%% intervals over seeds), results.md and scores.png.",
+        "demonstrations, on a vLLM engine with prefix caching, prompts rendered token for "
+        "token as manyicl-serve renders them. Classification and multiple-choice tasks are "
+        "scored by the choice the model ranks first (greedy over the choices' own tokens), "
+        "generation tasks by exact match or ROUGE-L; each classification task is also scored "
+        "under remapped labels (--remap). Writes records.jsonl (every example's score; an "
+        "interrupted run resumes from it), results.json, results.md and scores.png. "
+        "`manyicl-eval compare BASE VARIANT...` compares finished runs.",
     )
-    cfg = parse_dataclass(parser, EvalConfig, argv)
+    parser.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        default="standard",
+        help="defaults for the flags below: standard (the full held-out evaluation), quick "
+        "(a smoke run of a few minutes), scaling (shots up to an 8K context)",
+    )
+    return parse_dataclass(parser, EvalConfig, argv, defaults=lambda a: PRESETS[a.preset])
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["compare"]:
+        from manyicl.evaluate.compare import main as compare_main
+
+        return compare_main(argv[1:])
+    cfg = parse_config(argv)
     result = run(cfg)
     print((cfg.out / "results.md").read_text())
-    print(f"written to {cfg.out}/ ({len(result['records'])} records)")
+    print(f"written to {cfg.out}/ ({len(result['records'])} records, {result['seconds']:.0f} s)")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # vLLM's CPU engine spawns processes: keep this guard
     main()

@@ -1,112 +1,120 @@
-"""Scoring many queries against one demo block with transformers, its KV computed once.
+"""The scoring engine: vLLM with prefix caching, as `manyicl-serve` runs it, with the adapter
+merged into the weights. Each demo block is prefilled once (`warm`); its queries then reuse the
+cached KV and run as one batch. Token ids go in as the server hands them to its engine.
 
-Rank classification needs the log-likelihood of every choice's tokens. vLLM computes prompt
-log-probabilities without its prefix cache (every choice would re-prefill the whole many-shot
-prompt), so evaluation runs on transformers and reuses the demo block explicitly: one prefill
-per (task, shots, seed), then each query and each choice continue from that cache and are
-rolled back.
+vLLM computes prompt log-probabilities without reading its prefix cache, so nothing here asks
+for them: choices are ranked from the log-probabilities of generated tokens (top-k along the
+greedy answer) and, where those do not decide, by a one-token greedy pick among the candidate
+tokens (`pick`), which the cache serves like any query.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
-import torch
-import torch.nn.functional as F
+log = logging.getLogger(__name__)
 
-
-def load_model(model_path: str, adapter: str | None, device: torch.device):
-    """The base model, with the adapter applied (and merged) when given; eval mode."""
-    from transformers import AutoModelForCausalLM
-
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(
-        model_path, dtype=dtype, attn_implementation="sdpa"
-    )
-    if adapter:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
-    return model.to(device).eval()
+TOP_K = 20  # log-probabilities returned per generated token (vLLM's default cap)
 
 
-class PrefixScorer:
-    """Continuations of one shared prefix. Not thread-safe: one query at a time."""
+@dataclass(frozen=True)
+class EngineConfig:
+    """What the scoring engine is built with."""
 
-    def __init__(self, model, device: torch.device):
-        self.model, self.device = model, device
-        self.cache = None
-        self.prefix_len = 0
-        self.last_logits: torch.Tensor | None = None  # (V,) after the prefix
+    max_context: int
+    dtype: str = "auto"  # auto: float32 on CPUs without native bf16 (manyicl.cpu.auto_dtype)
+    block_size: int | None = None  # KV block size (None: vLLM's default for the platform)
+    kv_cache_gib: float = 4.0  # CPU only: the KV cache's size
+    enforce_eager: bool = False  # skip torch.compile: starts faster, runs slower
 
-    @torch.no_grad()
-    def set_prefix(self, ids: Sequence[int]) -> None:
-        """Prefill the demo block (may be empty)."""
-        from transformers import DynamicCache
 
-        self.cache, self.prefix_len, self.last_logits = DynamicCache(), len(ids), None
-        if ids:
-            self.last_logits = self._forward(ids, last_only=True)[-1]
+@dataclass(frozen=True)
+class Completion:
+    token_ids: list[int]
+    text: str
+    logprobs: list[dict[int, float]]  # per generated token: its top-k log-probabilities
 
-    @torch.no_grad()
-    def _forward(self, ids: Sequence[int], last_only: bool = False) -> torch.Tensor:
-        """Run `ids` after what the cache holds; logits (T, V) in float32, or (1, V) for the
-        last position only: a 2K-token prefix over Gemma's 262K vocabulary is 2 GB of logits."""
-        start = self.cache.get_seq_length()
-        x = torch.tensor([list(ids)], device=self.device)
-        pos = torch.arange(start, start + len(ids), device=self.device)[None]
-        out = self.model(
-            input_ids=x,
-            past_key_values=self.cache,
-            position_ids=pos,
-            use_cache=True,
-            logits_to_keep=1 if last_only else 0,
+
+class EvalEngine:
+    """Greedy completions and picks over token-id prompts."""
+
+    def __init__(self, llm):
+        self.llm = llm
+
+    @classmethod
+    def start(cls, model_path: str, adapter: Path | None, cfg: EngineConfig) -> EvalEngine:
+        from vllm import LLM
+        from vllm.platforms import current_platform
+
+        from manyicl.cpu import auto_dtype, cpu_flags
+        from manyicl.merge import merged_checkpoint
+
+        dtype, why = cfg.dtype, "asked for"
+        if dtype == "auto":
+            dtype, why = auto_dtype(current_platform.is_cpu(), cpu_flags())
+        log.info("dtype %s: %s", dtype, why)
+        if adapter is not None:
+            merge_dtype = "bfloat16" if dtype in ("auto", "bfloat16") else "float32"
+            model_path = str(merged_checkpoint(adapter, model_path, merge_dtype))
+        kwargs = {"kv_cache_memory_bytes": int(cfg.kv_cache_gib * 2**30)}
+        if not current_platform.is_cpu():
+            kwargs = {"gpu_memory_utilization": 0.85}
+        if cfg.block_size:
+            kwargs["block_size"] = cfg.block_size
+        llm = LLM(
+            model=model_path,
+            dtype=dtype,
+            max_model_len=cfg.max_context,
+            enable_prefix_caching=True,
+            enforce_eager=cfg.enforce_eager,
+            max_logprobs=TOP_K,
+            seed=0,
+            **kwargs,
         )
-        return out.logits[0].float()
+        return cls(llm)
 
-    def _rollback(self, length: int) -> None:
-        extra = self.cache.get_seq_length() - length
-        if extra > 0:
-            self.cache.crop(-extra)
+    def _run(self, prompts: Sequence[Sequence[int]], params) -> list:
+        from vllm.inputs import TokensPrompt
 
-    @torch.no_grad()
-    def choice_nlls(
-        self, query: Sequence[int], choices: Sequence[Sequence[int]]
-    ) -> list[list[float]]:
-        """Per-token NLL of each choice's tokens after prefix + query."""
-        logits = self._forward(query, last_only=True) if query else self.last_logits[None]
-        after_query, base = logits[-1], self.cache.get_seq_length()
-        result = []
-        for choice in choices:
-            rest = self._forward(choice[:-1]) if len(choice) > 1 else logits[:0]
-            preds = torch.cat([after_query[None], rest])  # (len(choice), V)
-            nll = F.cross_entropy(
-                preds, torch.tensor(list(choice), device=self.device), reduction="none"
-            )
-            result.append(nll.tolist())
-            self._rollback(base)
-        self._rollback(self.prefix_len)
-        return result
+        inputs = [TokensPrompt(prompt_token_ids=list(p)) for p in prompts]
+        return self.llm.generate(inputs, params, use_tqdm=False)
 
-    @torch.no_grad()
-    def generate(
-        self,
-        query: Sequence[int],
-        max_new_tokens: int,
-        stop_ids: set[int],
-        decode,
-        stops: Sequence[str],
-    ) -> list[int]:
-        """Greedy tokens after prefix + query, until a stop id, a stop string or the limit."""
-        logits = self._forward(query, last_only=True)[-1] if query else self.last_logits
-        out: list[int] = []
-        for _ in range(max_new_tokens):
-            token = int(logits.argmax())
-            if token in stop_ids:
-                break
-            out.append(token)
-            if any(s in decode(out) for s in stops):
-                break
-            logits = self._forward([token])[-1]
-        self._rollback(self.prefix_len)
-        return out
+    def warm(self, blocks: Sequence[Sequence[int]]) -> None:
+        """Prefill each block once, so that its queries find it in the prefix cache."""
+        from vllm import SamplingParams
+
+        blocks = [b for b in blocks if b]
+        if blocks:
+            self._run(blocks, SamplingParams(max_tokens=1, temperature=0.0))
+
+    def complete(
+        self, prompts: Sequence[Sequence[int]], max_tokens: int, stop: Sequence[str], top_k: int
+    ) -> list[Completion]:
+        """Greedy completions, stopping at `stop`; `top_k` log-probabilities per token (0: none)."""
+        from vllm import SamplingParams
+
+        params = SamplingParams(
+            max_tokens=max_tokens,
+            temperature=0.0,
+            stop=list(stop) or None,
+            logprobs=top_k or None,
+        )
+        results = []
+        for out in self._run(prompts, params):
+            o = out.outputs[0]
+            lps = [{t: lp.logprob for t, lp in d.items()} for d in (o.logprobs or [])]
+            results.append(Completion(list(o.token_ids), o.text, lps))
+        return results
+
+    def pick(self, prompts: Sequence[Sequence[int]], allowed: Sequence[Sequence[int]]) -> list[int]:
+        """For each prompt, the next token the model ranks first among its `allowed` tokens."""
+        from vllm import SamplingParams
+
+        params = [
+            SamplingParams(max_tokens=1, temperature=0.0, allowed_token_ids=list(tokens))
+            for tokens in allowed
+        ]
+        return [out.outputs[0].token_ids[0] for out in self._run(prompts, params)]

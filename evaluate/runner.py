@@ -1,5 +1,11 @@
-"""The shots sweep: for every held-out task, shot count and seed, score the task's evaluation
-examples with demonstrations drawn from its own demonstration pool."""
+"""The shots sweep: for every task, shot count and seed, a demo block drawn from the task's pool
+and all of the task's evaluation examples scored against it.
+
+One record per (task, shots, seed) holds every example's score in a fixed order, so two models
+evaluated with the same settings can be compared example by example (`evaluate.stats`).
+Demonstrations depend on (natural task, seed) only: a remapped copy sees the same examples as
+its natural task, under its own labels.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +14,13 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tqdm import tqdm
-
-from manyicl.evaluate.engine import PrefixScorer
-from manyicl.evaluate.scoring import exact_match, first_answer, rank_choice, rouge_l
-from manyicl.finetune.tasks import Task, TaskExample
+from manyicl.evaluate.engine import TOP_K, Completion, EvalEngine
+from manyicl.evaluate.scoring import NeedNext, exact_match, first_answer, pick_choice, rouge_l
+from manyicl.evaluate.suite import EvalTask
+from manyicl.finetune.tasks import TaskExample
 from manyicl.prompting import (
     HFTokenizer,
     PromptFormat,
-    ShotPolicy,
     assemble,
     fill,
     plan_shots,
@@ -28,107 +32,146 @@ from manyicl.prompting.render import leading_literal
 
 
 @dataclass(frozen=True)
-class Split:
-    """A task's examples, split once (seed 0): demonstrations come only from `pool`."""
+class Cell:
+    """One (task, shots, seed): its demo block and its queries, as token ids."""
 
-    task: Task
-    pool: tuple[TaskExample, ...]
-    evals: tuple[TaskExample, ...]
+    task: EvalTask
+    shots: int | None  # None: as many as fit
+    seed: int
+    block: list[int]
+    demos: list[TaskExample]  # the demonstrations in the block, in order
+    evals: list[TaskExample]
+    queries: list[list[int]]
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.task.name, shots_label(self.shots), self.seed)
 
 
-def split_task(task: Task, eval_examples: int) -> Split:
-    """The first `eval_examples` of a seeded shuffle are evaluated; the rest are the pool."""
-    examples = list(task.examples)
-    random.Random(f"eval:{task.name}").shuffle(examples)
-    n = min(eval_examples, len(examples) // 2)
-    return Split(task, tuple(examples[n:]), tuple(examples[:n]))
+def shots_label(shots: int | None) -> str:
+    return "max" if shots is None else str(shots)
 
 
 def demo_block(
-    split: Split, shots: int | None, seed: int, fmt: PromptFormat, tok: HFTokenizer, room: int
-) -> tuple[list[int], int]:
-    """(ids of header + demonstrations, shots used): `shots` drawn by a seeded shuffle of the
-    pool, or as many as fit in `room` tokens when `shots` is None ("max")."""
-    header = tokenize_header(fmt, tok, split.task.instruction)
-    order = random.Random(f"{seed}:{split.task.name}").sample(
-        range(len(split.pool)), len(split.pool)
-    )
-    wanted = len(order) if shots is None else min(shots, len(order))
-    examples = [tokenize_example(fmt, tok, split.pool[i].as_demo()) for i in order[:wanted]]
-    plan = plan_shots(
-        [len(e) for e in examples],
-        fixed_tokens=len(header),
-        max_context=room,
-        policy=ShotPolicy.FIRST,
-    )
-    return assemble(header, [examples[i] for i in plan.indices]).token_ids, len(plan.indices)
-
-
-def score_example(
-    scorer: PrefixScorer,
-    ex: TaskExample,
-    metric: str,
+    task: EvalTask,
+    pool: Sequence[TaskExample],
+    shots: int | None,
+    seed: int,
     fmt: PromptFormat,
     tok: HFTokenizer,
-    max_new_tokens: int,
-) -> dict[str, float]:
-    """Scores of one evaluation example against the prefix in `scorer`."""
-    query = tokenize_query(fmt, tok, ex.input)
-    stop_ids = {t for t in [tok.eos_id] if t is not None}
-    generated = scorer.generate(query, max_new_tokens, stop_ids, tok.decode, fmt.stop)
-    answer = first_answer(tok.decode(generated), fmt.stop)
-    scores = {"exact_match": exact_match(answer, ex.output)}
-    if metric == "rouge":
-        scores["rouge_l"] = rouge_l(answer, ex.output)
-    if metric == "multiple_choice" and ex.choices:
-        follower = leading_literal(fmt.input)
-        options = [fill(fmt.output, tok, follower, output=c) for c in ex.choices]
-        picked = ex.choices[rank_choice(scorer.choice_nlls(query, options))]
-        scores["rank_accuracy"] = float(picked == ex.output)
-    return scores
+    room: int,
+) -> tuple[list[int], list[TaskExample]]:
+    """(ids of header + demonstrations, the demonstrations): `shots` drawn by a shuffle of the
+    pool seeded by (natural task, seed), or as many as fit in `room` tokens when `shots` is
+    None; always the longest prefix of that order that fits."""
+    header = tokenize_header(fmt, tok, task.instruction_at)
+    order = random.Random(f"{seed}:{task.base}").sample(range(len(pool)), len(pool))
+    wanted = [pool[i] for i in (order if shots is None else order[:shots])]
+    examples = [tokenize_example(fmt, tok, e.as_demo()) for e in wanted]
+    plan = plan_shots([len(e) for e in examples], fixed_tokens=len(header), max_context=room)
+    block = assemble(header, [examples[i] for i in plan.indices]).token_ids
+    return block, [wanted[i] for i in plan.indices]
 
 
-def primary(metric: str) -> str:
-    """The headline score of a task's metric."""
-    return {"multiple_choice": "rank_accuracy", "rouge": "rouge_l"}.get(metric, "exact_match")
+def answer_ids(fmt: PromptFormat, tok: HFTokenizer, text: str) -> list[int]:
+    """A choice's tokens as a demonstration's answer has them (with the end-of-answer text)."""
+    return fill(fmt.output, tok, leading_literal(fmt.input), output=text)
 
 
-def evaluate_task(
-    scorer: PrefixScorer,
-    split: Split,
-    shots: Sequence[int | None],
+def task_budget(
+    task: EvalTask, fmt: PromptFormat, tok: HFTokenizer, max_context: int, max_new: int
+) -> tuple[int, int]:
+    """(room for the demo block, tokens to generate): the longest query and answer must fit."""
+    examples = [*task.pool, *task.evals]
+    longest_query = max(len(tokenize_query(fmt, tok, e.input)) for e in task.evals)
+    longest_answer = max(len(answer_ids(fmt, tok, c)) for e in examples for c in _answers(e))
+    generate = min(max_new, longest_answer + 2)
+    return max_context - longest_query - max(generate, longest_answer), generate
+
+
+def _answers(ex: TaskExample) -> Sequence[str]:
+    return ex.choices or (ex.output,)
+
+
+def cells_for(
+    task: EvalTask,
+    shots: int | None,
     seeds: int,
     fmt: PromptFormat,
     tok: HFTokenizer,
-    max_context: int,
-    max_new_tokens: int,
-    progress: bool = True,
+    room: int,
+) -> list[Cell]:
+    """The cells of one (task, shots): one per seed (one only without demonstrations)."""
+    cells = []
+    for seed in range(seeds if shots != 0 else 1):
+        pool, evals = task.at_seed(seed)
+        block, demos = demo_block(task, pool, shots, seed, fmt, tok, room)
+        queries = [tokenize_query(fmt, tok, e.input) for e in evals]
+        cells.append(Cell(task, shots, seed, block, demos, evals, queries))
+    return cells
+
+
+def score_cells(
+    engine: EvalEngine, cells: Sequence[Cell], fmt: PromptFormat, tok: HFTokenizer, generate: int
 ) -> list[dict]:
-    """One record per (shots, seed): the mean of each score over the evaluation examples."""
-    longest_query = max(len(tokenize_query(fmt, tok, e.input)) for e in split.evals)
-    longest_choice = max((len(c) for e in split.evals for c in e.choices or ()), default=0)
-    room = max_context - longest_query - max(max_new_tokens, longest_choice * 4)
-    records = []
-    for k in tqdm(shots, desc=split.task.name, disable=not progress, leave=False):
-        for seed in range(seeds if k != 0 else 1):  # zero shots: no demonstrations to sample
-            ids, used = demo_block(split, k, seed, fmt, tok, room)
-            scorer.set_prefix(ids)
-            per_example = [
-                score_example(scorer, ex, split.task.metric, fmt, tok, max_new_tokens)
-                for ex in split.evals
-            ]
-            means = {
-                name: statistics.fmean(s[name] for s in per_example) for name in per_example[0]
-            }
-            records.append(
-                {
-                    "task": split.task.name,
-                    "metric": split.task.metric,
-                    "shots": "max" if k is None else k,
-                    "shots_used": used,
-                    "seed": seed,
-                    "prefix_tokens": len(ids),
-                    **means,
-                }
-            )
+    """Prefill every cell's block, run all their queries in one batch, score them."""
+    engine.warm([c.block for c in cells])
+    prompts = [c.block + q for c in cells for q in c.queries]
+    examples = [e for c in cells for e in c.evals]
+    is_choice = cells[0].task.metric == "choice"
+    completions = engine.complete(prompts, generate, fmt.stop, TOP_K if is_choice else 0)
+    picks = rank_choices(engine, prompts, completions, examples, fmt, tok) if is_choice else None
+    records, i = [], 0
+    for c in cells:
+        n = len(c.queries)
+        answers = [first_answer(x.text, fmt.stop) for x in completions[i : i + n]]
+        em = [exact_match(a, e.output) for a, e in zip(answers, c.evals, strict=True)]
+        if picks is not None:
+            chosen = zip(picks[i : i + n], c.evals, strict=True)
+            primary = [float(e.choices[p] == e.output) for p, e in chosen]
+        elif c.task.metric == "rouge":
+            primary = [rouge_l(a, e.output) for a, e in zip(answers, c.evals, strict=True)]
+        else:
+            primary = em
+        records.append(_record(c, primary, em))
+        i += n
     return records
+
+
+def _record(c: Cell, primary: list[float], em: list[float]) -> dict:
+    return {
+        "task": c.task.name,
+        "base": c.task.base,
+        "remap": c.task.remap and str(c.task.remap),
+        "metric": c.task.metric,
+        "shots": shots_label(c.shots),
+        "seed": c.seed,
+        "shots_used": len(c.demos),
+        "prefix_tokens": len(c.block),
+        "score": statistics.fmean(primary),
+        "scores": primary,
+        "exact_match": em,
+    }
+
+
+def rank_choices(
+    engine: EvalEngine,
+    prompts: Sequence[list[int]],
+    completions: Sequence[Completion],
+    examples: Sequence[TaskExample],
+    fmt: PromptFormat,
+    tok: HFTokenizer,
+) -> list[int]:
+    """Each example's picked choice: from the top-k along its greedy answer where they decide,
+    else by rounds of one-token picks among the candidates (`EvalEngine.pick`)."""
+    choice_ids = [[answer_ids(fmt, tok, c) for c in e.choices] for e in examples]
+    known = [{tuple(c.token_ids[:d]): lp for d, lp in enumerate(c.logprobs)} for c in completions]
+    while True:
+        results = [pick_choice(ch, kn) for ch, kn in zip(choice_ids, known, strict=True)]
+        need = [(i, r) for i, r in enumerate(results) if isinstance(r, NeedNext)]
+        if not need:
+            return results
+        paths = [prompts[i] + list(r.path) for i, r in need]
+        picked = engine.pick(paths, [r.tokens for _, r in need])
+        for (i, r), token in zip(need, picked, strict=True):
+            known[i][r.path] = token

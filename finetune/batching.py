@@ -12,6 +12,7 @@ from manyicl.finetune.losses import (
     answer_loss_sum,
     block_causal_mask,
     dricl_loss_sum,
+    supervised_positions,
     token_loss_sum,
 )
 from manyicl.finetune.objectives import (
@@ -23,7 +24,7 @@ from manyicl.finetune.objectives import (
     build_labels,
     supervised_spans,
 )
-from manyicl.prompting import RenderedPrompt
+from manyicl.finetune.sequences import TrainSequence
 
 
 @dataclass(frozen=True)
@@ -48,20 +49,21 @@ class Batch:
         return int((self.labels[:, 1:] != IGNORE).sum())
 
 
-def collate(seqs: Sequence[RenderedPrompt], objective: Objective, pad_id: int) -> Batch:
+def collate(seqs: Sequence[TrainSequence], objective: Objective, pad_id: int) -> Batch:
     """Right-pad `seqs` into one batch with the labels `objective` trains on."""
-    T = max(len(s.token_ids) for s in seqs)
+    T = max(len(s.prompt.token_ids) for s in seqs)
     rows: dict[str, list[list[int]]] = {k: [] for k in ("ids", "mask", "labels", "ans", "blk")}
     n_answers = []
-    for s in seqs:
+    for seq in seqs:
+        s, skip = seq.prompt, seq.unpredictable
         n, pad = len(s.token_ids), T - len(s.token_ids)
         spans = s.answer_spans
         rows["ids"].append(s.token_ids + [pad_id] * pad)
         rows["mask"].append([1] * n + [0] * pad)
-        rows["labels"].append(build_labels(s.token_ids, spans, objective) + [IGNORE] * pad)
-        rows["ans"].append(answer_index(n, spans, objective) + [-1] * pad)
+        rows["labels"].append(build_labels(s.token_ids, spans, objective, skip) + [IGNORE] * pad)
+        rows["ans"].append(answer_index(n, spans, objective, skip) + [-1] * pad)
         rows["blk"].append(block_ids(n, [e.start for e in s.examples]) + [-1] * pad)
-        n_answers.append(len(supervised_spans(spans, objective)))
+        n_answers.append(len(supervised_spans(spans, objective, skip)))
     t = {k: torch.tensor(v, dtype=torch.long) for k, v in rows.items()}
     return Batch(
         t["ids"],
@@ -70,7 +72,7 @@ def collate(seqs: Sequence[RenderedPrompt], objective: Objective, pad_id: int) -
         t["ans"],
         torch.tensor(n_answers),
         t["blk"],
-        sum(len(s.token_ids) for s in seqs),
+        sum(len(s.prompt.token_ids) for s in seqs),
     )
 
 
@@ -89,10 +91,18 @@ def loss_sum(
     """Forward pass(es) and the un-normalised loss of one micro-batch."""
     if objective is Objective.DRICL:
         return _dricl(model, batch, dricl)
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    logits, keep = supervised_logits(model, batch)
     if norm is LossNorm.ANSWER:
-        return answer_loss_sum(logits, batch.labels, batch.answer_idx, batch.n_answers)
-    return token_loss_sum(logits, batch.labels)
+        return answer_loss_sum(logits, batch.labels, batch.answer_idx, batch.n_answers, keep)
+    return token_loss_sum(logits, batch.labels, keep)
+
+
+def supervised_logits(model, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits (B, K, V), positions (K,)): the model's logits only where the next token is
+    supervised in some row of the batch."""
+    keep = supervised_positions(batch.labels)
+    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, logits_to_keep=keep)
+    return out.logits, keep
 
 
 def _dricl(model, batch: Batch, dricl: DriclParams) -> torch.Tensor:

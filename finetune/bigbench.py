@@ -16,7 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from manyicl.artifacts import Distribution, cache_root, download
-from manyicl.finetune.tasks import Task, TaskExample
+from manyicl.finetune.tasks import Task, TaskExample, choice_suffix
 
 BIGBENCH = Distribution(
     "bigbench",
@@ -90,7 +90,7 @@ def _example(raw: dict, generative: bool, append_choices: bool) -> TaskExample |
         target = target[0] if target else None
     if scores and not (generative and target is not None):
         if append_choices:
-            text += "".join(f"\n  choice: {c}" for c in choices)
+            text += choice_suffix(choices)
         return TaskExample(text, str(max(scores, key=lambda c: scores[c])).strip(), choices)
     if target is None or not str(target).strip():
         return None

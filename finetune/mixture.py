@@ -4,6 +4,9 @@
 eval_examples = 32          # per task, held back from training for the eval loss
 min_examples = 64           # fewer is an error: the task cannot fill many-shot sequences
 max_examples = 2000         # larger tasks are subsampled (seeded)
+remap_prob = 0.5            # classification sequences whose labels are remapped (symbol tuning)
+flip_prob = 0.2             # of those, the share that permutes the natural labels
+max_labels = 20             # a task with 2..max_labels distinct outputs is a classification
 
 [heldout]                   # never trained on: evaluation only
 tasks = ["bigbench:intent_recognition"]
@@ -31,7 +34,14 @@ from manyicl.finetune.tasks import Task, TaskExample, load_hf_disk, load_jsonl
 
 DEFAULT_MIXTURE = Path(__file__).with_name("default_mixture.toml")
 
-_SETTINGS = {"eval_examples": 32, "min_examples": 64, "max_examples": 2000}
+_SETTINGS = {
+    "eval_examples": 32,
+    "min_examples": 64,
+    "max_examples": 2000,
+    "remap_prob": 0.0,
+    "flip_prob": 0.2,
+    "max_labels": 20,
+}
 _TASK_KEYS = {"name", "weight", "source", "path", "split", "input", "output"}
 
 
@@ -46,10 +56,20 @@ class MixtureTask:
 
 
 @dataclass(frozen=True)
+class Remapping:
+    """How often a classification sequence gets fresh labels (see `manyicl.finetune.remap`)."""
+
+    prob: float = 0.0  # share of classification sequences that are remapped
+    flip_prob: float = 0.2  # share of remapped sequences that permute the natural labels
+    max_labels: int = 20  # the most distinct outputs a classification task has
+
+
+@dataclass(frozen=True)
 class Mixture:
     tasks: tuple[MixtureTask, ...]
     heldout_tasks: tuple[str, ...]
     heldout_prefixes: tuple[str, ...]
+    remapping: Remapping = Remapping()
 
     def is_heldout(self, name: str) -> bool:
         return name in self.heldout_tasks or name.startswith(self.heldout_prefixes)
@@ -59,8 +79,19 @@ class MixtureError(ValueError):
     """A mixture file that cannot be trained on; the message says why."""
 
 
+def resolve_mixture(path: Path) -> Path:
+    """A mixture file: the path itself, or, for a bare file name that is no file here, the
+    packaged mixture of that name (`bigbench33_mixture.toml`), so saved configs name packaged
+    mixtures without this machine's install path."""
+    packaged = DEFAULT_MIXTURE.parent / path.name
+    if not path.exists() and str(path) == path.name and packaged.is_file():
+        return packaged
+    return path
+
+
 def load_mixture(path: Path, seed: int = 0, base_dir: Path | None = None) -> Mixture:
     """Parse, validate and load every task of a mixture file."""
+    path = resolve_mixture(path)
     try:
         raw = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as e:
@@ -68,11 +99,7 @@ def load_mixture(path: Path, seed: int = 0, base_dir: Path | None = None) -> Mix
     _check_keys(raw, {"settings", "heldout", "task"}, str(path))
     settings = {**_SETTINGS, **raw.get("settings", {})}
     _check_keys(settings, set(_SETTINGS), f"{path} [settings]")
-    if not 0 <= settings["eval_examples"] < settings["min_examples"] <= settings["max_examples"]:
-        raise MixtureError(
-            f"{path} [settings]: need 0 <= eval_examples < min_examples <= "
-            f"max_examples, got {settings}"
-        )
+    remapping = _remapping(settings, path)
     heldout = raw.get("heldout", {})
     _check_keys(heldout, {"tasks", "prefixes", "eval", "forgetting"}, f"{path} [heldout]")
     entries = raw.get("task", [])
@@ -84,7 +111,23 @@ def load_mixture(path: Path, seed: int = 0, base_dir: Path | None = None) -> Mix
     names = [t.task.name for t in tasks]
     if len(set(names)) != len(names):
         raise MixtureError(f"mixture {path} lists a task twice: {sorted(names)}")
-    return Mixture(tasks, mixture.heldout_tasks, mixture.heldout_prefixes)
+    return Mixture(tasks, mixture.heldout_tasks, mixture.heldout_prefixes, remapping)
+
+
+def _remapping(settings: dict, path: Path) -> Remapping:
+    """Check [settings]; the remapping part of it."""
+    if not 0 <= settings["eval_examples"] < settings["min_examples"] <= settings["max_examples"]:
+        raise MixtureError(
+            f"{path} [settings]: need 0 <= eval_examples < min_examples <= "
+            f"max_examples, got {settings}"
+        )
+    prob, flip, max_labels = settings["remap_prob"], settings["flip_prob"], settings["max_labels"]
+    if not (0 <= prob <= 1 and 0 <= flip <= 1) or not isinstance(max_labels, int) or max_labels < 2:
+        raise MixtureError(
+            f"{path} [settings]: remap_prob and flip_prob must be in [0, 1] and max_labels an "
+            f"integer >= 2, got {prob}, {flip}, {max_labels}"
+        )
+    return Remapping(float(prob), float(flip), max_labels)
 
 
 def heldout_eval_tasks(path: Path = DEFAULT_MIXTURE, key: str = "eval") -> list[str]:

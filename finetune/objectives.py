@@ -2,7 +2,9 @@
 
 A training sequence is one task's demonstrations rendered by `manyicl.prompting`:
     header (ctx_1 ans_1) (ctx_2 ans_2) ... (ctx_K ans_K)
-Which answers are supervised is the objective's choice; everything else gets IGNORE.
+Which answers are supervised is the objective's choice; everything else gets IGNORE. An answer
+flagged unpredictable (the first of its label in a label-remapped sequence: nothing before it
+says which class the new label stands for) is never supervised, whatever the objective.
 """
 
 from __future__ import annotations
@@ -35,25 +37,32 @@ class LossNorm(StrEnum):
 
 
 def supervised_spans(
-    spans: Sequence[tuple[int, int]], objective: Objective
+    spans: Sequence[tuple[int, int]],
+    objective: Objective,
+    unpredictable: Sequence[bool] = (),
 ) -> list[tuple[int, int]]:
-    """The answer spans that `objective` trains on."""
-    if objective is Objective.LAST_TARGET:
-        return list(spans[-1:])
+    """The answer spans that `objective` trains on, less those flagged unpredictable
+    (`unpredictable[k]` for span k; empty: none is)."""
     if objective is Objective.ZERO_SHOT and len(spans) > 1:
         raise ValueError(f"zero-shot sequences hold one example, this one holds {len(spans)}")
-    return list(spans)
+    chosen = range(len(spans))
+    if objective is Objective.LAST_TARGET:
+        chosen = chosen[-1:]
+    return [spans[k] for k in chosen if not (unpredictable and unpredictable[k])]
 
 
 def build_labels(
-    token_ids: Sequence[int], spans: Sequence[tuple[int, int]], objective: Objective
+    token_ids: Sequence[int],
+    spans: Sequence[tuple[int, int]],
+    objective: Objective,
+    unpredictable: Sequence[bool] = (),
 ) -> list[int]:
     """Labels for causal-LM training: the token id inside supervised answers, IGNORE elsewhere.
 
     The model shifts labels itself (position t predicts label t+1), so label[t] = token_ids[t].
     """
     labels = [IGNORE] * len(token_ids)
-    for start, end in supervised_spans(spans, objective):
+    for start, end in supervised_spans(spans, objective, unpredictable):
         if not 0 <= start < end <= len(token_ids):
             raise ValueError(
                 f"answer span {(start, end)} outside a {len(token_ids)}-token sequence"
@@ -62,10 +71,15 @@ def build_labels(
     return labels
 
 
-def answer_index(length: int, spans: Sequence[tuple[int, int]], objective: Objective) -> list[int]:
+def answer_index(
+    length: int,
+    spans: Sequence[tuple[int, int]],
+    objective: Objective,
+    unpredictable: Sequence[bool] = (),
+) -> list[int]:
     """For each position, the index of the supervised answer it belongs to, -1 if none."""
     index = [-1] * length
-    for k, (start, end) in enumerate(supervised_spans(spans, objective)):
+    for k, (start, end) in enumerate(supervised_spans(spans, objective, unpredictable)):
         index[start:end] = [k] * (end - start)
     return index
 

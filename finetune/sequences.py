@@ -3,25 +3,37 @@
 The stream is deterministic: sequence n is the same on every run and every rank, so training
 resumes by replaying the (cheap, length-only) plan, and data-parallel ranks split one stream.
 Packing plans with token lengths only; ids are assembled just for the sequences a rank uses.
+A classification sequence may be remapped (the mixture's `remap_prob`): its plan carries the
+labels drawn for it, and its ids are assembled from pre-tokenised pieces (`RemapTokens`).
 """
 
 from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from manyicl.finetune.mixture import MixtureTask
+from manyicl.finetune.mixture import MixtureTask, Remapping
+from manyicl.finetune.remap import (
+    LabelPools,
+    draw_mapping,
+    first_occurrences,
+    label_set,
+    strip_choices,
+)
+from manyicl.finetune.tasks import TaskExample
 from manyicl.prompting import (
     PromptFormat,
     RenderedPrompt,
     TokenizedExample,
     Tokenizer,
     assemble,
+    fill,
     tokenize_example,
     tokenize_header,
 )
+from manyicl.prompting.render import leading_literal
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,17 @@ class ShotRange:
 
 
 @dataclass(frozen=True)
+class RemapTokens:
+    """A classification task's pieces for remapped sequences, tokenised once."""
+
+    labels: tuple[str, ...]  # the task's natural labels
+    header: tuple[int, ...]  # without the instruction (it names the natural labels)
+    stems: tuple[tuple[int, ...], ...]  # per train example: its context without listed choices
+    label_of: tuple[int, ...]  # per train example: the index of its label in `labels`
+    answers: Mapping[str, tuple[int, ...]]  # label -> answer ids; one table for every task
+
+
+@dataclass(frozen=True)
 class TokenizedTask:
     name: str
     weight: float
@@ -50,44 +73,100 @@ class TokenizedTask:
     train: tuple[TokenizedExample, ...]
     eval: tuple[TokenizedExample, ...]
     dropped: int  # examples longer than a whole sequence
+    remap: RemapTokens | None = None  # set for classification tasks when remapping is on
 
 
 @dataclass(frozen=True)
 class SequencePlan:
-    """Which task and which of its training examples (in order) make one sequence."""
+    """Which task and which of its training examples (in order) make one sequence, and for a
+    remapped sequence the label each of the task's natural labels becomes."""
 
     task: int
     examples: tuple[int, ...]
+    labels: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class TrainSequence:
+    """A rendered sequence and, per demonstration, whether its answer is unpredictable (the
+    first of its label under a fresh mapping): such answers carry no loss."""
+
+    prompt: RenderedPrompt
+    unpredictable: tuple[bool, ...] = ()
 
 
 def tokenize_tasks(
-    tasks: Sequence[MixtureTask], fmt: PromptFormat, tok: Tokenizer, max_seq_len: int
+    tasks: Sequence[MixtureTask],
+    fmt: PromptFormat,
+    tok: Tokenizer,
+    max_seq_len: int,
+    remapping: Remapping | None = None,
 ) -> list[TokenizedTask]:
-    """Tokenise every example once; drop those that cannot fit a sequence on their own."""
+    """Tokenise every example once; drop those that cannot fit a sequence on their own. With
+    remapping on, classification tasks also get the pieces of their remapped sequences."""
+    remap_on = remapping is not None and remapping.prob > 0
+    answers: dict[str, tuple[int, ...]] = {}
+    if remap_on:
+        for label in LabelPools.load("train").every_label:
+            answers[label] = _answer_ids(fmt, tok, label)
     out = []
     for mt in tasks:
         header = tuple(tokenize_header(fmt, tok, mt.task.instruction))
         room = max_seq_len - len(header)
-
-        def fits(examples, room=room):
-            toks = [tokenize_example(fmt, tok, ex.as_demo()) for ex in examples]
-            return tuple(t for t in toks if len(t) <= room), sum(len(t) > room for t in toks)
-
-        train, dropped = fits(mt.train)
-        evals, _ = fits(mt.eval)
-        if not train:
+        pairs = [(ex, tokenize_example(fmt, tok, ex.as_demo())) for ex in mt.train]
+        kept = [(ex, t) for ex, t in pairs if len(t) <= room]
+        evals = [tokenize_example(fmt, tok, ex.as_demo()) for ex in mt.eval]
+        evals = tuple(t for t in evals if len(t) <= room)
+        if not kept:
             raise ValueError(f"task {mt.task.name!r}: no example fits in {max_seq_len} tokens")
-        out.append(TokenizedTask(mt.task.name, mt.weight, header, train, evals, dropped))
+        examples = [ex for ex, _ in kept]
+        remap = _remap_tokens(examples, fmt, tok, remapping, answers) if remap_on else None
+        train = tuple(t for _, t in kept)
+        dropped = len(pairs) - len(kept)
+        out.append(TokenizedTask(mt.task.name, mt.weight, header, train, evals, dropped, remap))
     return out
+
+
+def _answer_ids(fmt: PromptFormat, tok: Tokenizer, label: str) -> tuple[int, ...]:
+    return tuple(fill(fmt.output, tok, leading_literal(fmt.input), output=label))
+
+
+def _remap_tokens(
+    kept: Sequence[TaskExample],
+    fmt: PromptFormat,
+    tok: Tokenizer,
+    remapping: Remapping,
+    answers: dict[str, tuple[int, ...]],
+) -> RemapTokens | None:
+    """The remapping pieces of a classification task (None for any other task)."""
+    labels = label_set([ex.output for ex in kept], remapping.max_labels)
+    if not labels:
+        return None
+    for label in labels:
+        answers.setdefault(label, _answer_ids(fmt, tok, label))
+    return RemapTokens(
+        labels=labels,
+        header=tuple(tokenize_header(fmt, tok, None)),
+        stems=tuple(tuple(fill(fmt.input, tok, input=strip_choices(ex))) for ex in kept),
+        label_of=tuple(labels.index(ex.output) for ex in kept),
+        answers=answers,
+    )
 
 
 class SequenceStream:
     """An endless, seeded stream of `SequencePlan`s over a weighted mixture of tasks."""
 
     def __init__(
-        self, tasks: Sequence[TokenizedTask], max_seq_len: int, shots: ShotRange, seed: int
+        self,
+        tasks: Sequence[TokenizedTask],
+        max_seq_len: int,
+        shots: ShotRange,
+        seed: int,
+        remapping: Remapping | None = None,
     ):
         self.tasks, self.max_seq_len, self.shots, self.seed = tasks, max_seq_len, shots, seed
+        self.remapping = remapping or Remapping()
+        self.pools = LabelPools.load("train") if self.remapping.prob > 0 else None
         self.rng = random.Random(seed)
         self.weights = [t.weight for t in tasks]
         self.cursors = [0] * len(tasks)
@@ -108,35 +187,60 @@ class SequenceStream:
     def __iter__(self):
         return self
 
+    def _draw_labels(self, task: TokenizedTask) -> tuple[str, ...] | None:
+        """Fresh labels for this sequence, with probability remap_prob (classification only).
+        Draws nothing from the stream's rng otherwise, so streams without remapping are as
+        they were."""
+        if task.remap is None or self.pools is None or self.rng.random() >= self.remapping.prob:
+            return None
+        return draw_mapping(self.rng, task.remap.labels, self.pools, self.remapping.flip_prob)
+
     def __next__(self) -> SequencePlan:
         i = self.rng.choices(range(len(self.tasks)), self.weights)[0]
         task = self.tasks[i]
+        labels = self._draw_labels(task)
         want = self.rng.randint(self.shots.low, self.shots.high) if self.shots.high else None
         limit = min(want or len(task.train), len(task.train))  # never repeat within a sequence
-        length, chosen = len(task.header), []
+        length, chosen = len(_header(task, labels)), []
         while len(chosen) < limit:
             j = self._next_example(i)
-            if chosen and length + len(task.train[j]) > self.max_seq_len:
+            n = len(_example(task, j, labels))
+            if chosen and length + n > self.max_seq_len:
                 break
             chosen.append(j)
-            length += len(task.train[j])
+            length += n
             self.cursors[i] += 1
-        return SequencePlan(i, tuple(chosen))
+        return SequencePlan(i, tuple(chosen), labels)
 
 
-def build(task: TokenizedTask, examples: Sequence[TokenizedExample]) -> RenderedPrompt:
-    """The ids and spans of one packed sequence."""
-    return assemble(task.header, examples)
+def _header(task: TokenizedTask, labels: tuple[str, ...] | None) -> tuple[int, ...]:
+    return task.header if labels is None else task.remap.header
 
 
-def materialise(tasks: Sequence[TokenizedTask], plan: SequencePlan) -> RenderedPrompt:
+def _example(task: TokenizedTask, j: int, labels: tuple[str, ...] | None) -> TokenizedExample:
+    """Train example j, under the sequence's labels when it is remapped."""
+    if labels is None:
+        return task.train[j]
+    r = task.remap
+    return TokenizedExample(r.stems[j], r.answers[labels[r.label_of[j]]])
+
+
+def materialise(tasks: Sequence[TokenizedTask], plan: SequencePlan) -> TrainSequence:
+    """The ids and spans of one packed sequence, and which of its answers carry no loss."""
     task = tasks[plan.task]
-    return build(task, [task.train[j] for j in plan.examples])
+    prompt = assemble(
+        _header(task, plan.labels), [_example(task, j, plan.labels) for j in plan.examples]
+    )
+    if plan.labels is None:
+        return TrainSequence(prompt)
+    r = task.remap
+    mapped = [plan.labels[r.label_of[j]] for j in plan.examples]
+    return TrainSequence(prompt, tuple(first_occurrences(mapped)))
 
 
 def eval_sequences(
     tasks: Sequence[TokenizedTask], max_seq_len: int, shots: ShotRange, limit: int
-) -> list[RenderedPrompt]:
+) -> list[TrainSequence]:
     """Fixed eval sequences from each task's held-back examples, round-robin over tasks."""
     per_task = []
     for task in tasks:
@@ -144,14 +248,14 @@ def eval_sequences(
         cap = shots.high or len(task.eval)
         for ex in task.eval:
             if current and (length + len(ex) > max_seq_len or len(current) == cap):
-                seqs.append(build(task, current))
+                seqs.append(TrainSequence(assemble(task.header, current)))
                 current, length = [], len(task.header)
             current.append(ex)
             length += len(ex)
         if current:
-            seqs.append(build(task, current))
+            seqs.append(TrainSequence(assemble(task.header, current)))
         per_task.append(seqs)
-    out: list[RenderedPrompt] = []
+    out: list[TrainSequence] = []
     for rnd in range(max((len(s) for s in per_task), default=0)):
         out += [s[rnd] for s in per_task if rnd < len(s)]
     return out[:limit]
@@ -159,7 +263,9 @@ def eval_sequences(
 
 def plan_length(tasks: Sequence[TokenizedTask], plan: SequencePlan) -> int:
     task = tasks[plan.task]
-    return len(task.header) + sum(len(task.train[j]) for j in plan.examples)
+    return len(_header(task, plan.labels)) + sum(
+        len(_example(task, j, plan.labels)) for j in plan.examples
+    )
 
 
 class StepPlanner:

@@ -9,11 +9,16 @@ from dataclasses import dataclass
 
 from manyicl.finetune.checkpoint import latest_checkpoint
 from manyicl.finetune.config import FinetuneConfig
-from manyicl.finetune.mixture import MixtureError, load_mixture
-from manyicl.finetune.sequences import TokenizedTask, eval_sequences, tokenize_tasks
+from manyicl.finetune.mixture import MixtureError, Remapping, load_mixture
+from manyicl.finetune.sequences import (
+    TokenizedTask,
+    TrainSequence,
+    eval_sequences,
+    tokenize_tasks,
+)
 from manyicl.manifest import MANIFEST_FILE
 from manyicl.models import resolve_model
-from manyicl.prompting import HFTokenizer, PromptFormat, RenderedPrompt, get_format
+from manyicl.prompting import HFTokenizer, PromptFormat, get_format
 
 
 class FinetuneError(Exception):
@@ -26,8 +31,9 @@ class Setup:
     fmt: PromptFormat
     max_seq_len: int
     tasks: list[TokenizedTask]
-    eval_seqs: list[RenderedPrompt]
+    eval_seqs: list[TrainSequence]
     pad_id: int
+    remapping: Remapping
 
 
 def load_format(spec: str, hf_tokenizer) -> PromptFormat:
@@ -58,9 +64,9 @@ def prepare(cfg: FinetuneConfig) -> Setup:
         raise FinetuneError(f"--max-seq-len {max_seq_len} exceeds the model's context {context}")
     tok = HFTokenizer(hf_tok)
     try:
-        tasks = tokenize_tasks(mixture.tasks, fmt, tok, max_seq_len)
+        tasks = tokenize_tasks(mixture.tasks, fmt, tok, max_seq_len, mixture.remapping)
     except ValueError as e:
         raise FinetuneError(str(e)) from e
     evals = eval_sequences(tasks, max_seq_len, cfg.shot_range, cfg.eval_sequences)
     pad_id = hf_tok.pad_token_id if hf_tok.pad_token_id is not None else hf_tok.eos_token_id
-    return Setup(model_path, fmt, max_seq_len, tasks, evals, pad_id or 0)
+    return Setup(model_path, fmt, max_seq_len, tasks, evals, pad_id or 0, mixture.remapping)

@@ -35,6 +35,11 @@ class Task:
     metric: str = "exact_match"  # exact_match | multiple_choice | rouge
 
 
+def choice_suffix(choices: tuple[str, ...] | list[str]) -> str:
+    """How BIG-bench lists a multiple-choice example's choices after its input."""
+    return "".join(f"\n  choice: {c}" for c in choices)
+
+
 def load_jsonl(path: Path, name: str | None = None) -> Task:
     """A JSONL file of {"input", "output"} lines (an optional "instruction" must agree)."""
     examples, instructions = [], set()

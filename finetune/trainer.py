@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 import manyicl
-from manyicl.finetune.batching import collate, loss_count, loss_sum
+from manyicl.finetune.batching import collate, loss_count, loss_sum, supervised_logits
 from manyicl.finetune.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from manyicl.finetune.config import FinetuneConfig, Schedule
 from manyicl.finetune.losses import DriclParams, token_loss_sum
@@ -26,6 +26,7 @@ from manyicl.finetune.objectives import LossNorm, Objective
 from manyicl.finetune.sequences import (
     SequenceStream,
     StepPlanner,
+    TrainSequence,
     materialise,
 )
 from manyicl.finetune.setup import Setup, prepare
@@ -36,7 +37,6 @@ from manyicl.manifest import (
     write_manifest,
 )
 from manyicl.models import registry_name
-from manyicl.prompting import RenderedPrompt
 
 
 def get_lr(step: int, cfg: FinetuneConfig) -> float:
@@ -51,7 +51,7 @@ def get_lr(step: int, cfg: FinetuneConfig) -> float:
 
 
 @torch.no_grad()
-def eval_loss(model, seqs: list[RenderedPrompt], pad_id: int, env: DistEnv) -> float | None:
+def eval_loss(model, seqs: list[TrainSequence], pad_id: int, env: DistEnv) -> float | None:
     """All-targets token NLL on the held-back sequences (the same yardstick for every
     objective), each rank taking every world-th sequence."""
     if not seqs:
@@ -60,8 +60,8 @@ def eval_loss(model, seqs: list[RenderedPrompt], pad_id: int, env: DistEnv) -> f
     total, count = 0.0, 0
     for seq in seqs[env.rank :: env.world]:
         batch = collate([seq], Objective.ALL_TARGETS, pad_id).to(env.device)
-        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-        total += float(token_loss_sum(logits, batch.labels))
+        logits, keep = supervised_logits(model, batch)
+        total += float(token_loss_sum(logits, batch.labels, keep))
         count += batch.n_supervised
     model.train()
     return env.all_sum(total) / max(env.all_sum(count), 1)
@@ -113,8 +113,11 @@ class _Loop:
     def run(self, stop_after: int | None) -> bool:
         """Train to --max-steps (True), or to `stop_after` (False)."""
         cfg, env = self.cfg, self.env
-        micro = cfg.micro_batch_tokens or self.setup.max_seq_len
-        stream = SequenceStream(self.setup.tasks, self.setup.max_seq_len, cfg.shot_range, cfg.seed)
+        setup = self.setup
+        micro = cfg.micro_batch_tokens or setup.max_seq_len
+        stream = SequenceStream(
+            setup.tasks, setup.max_seq_len, cfg.shot_range, cfg.seed, setup.remapping
+        )
         planner = StepPlanner(stream, env.world, cfg.grad_accum, micro)
         for _ in range(self.counters["step"]):  # replay the data order to where we stopped
             planner.next_step()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from manyicl.artifacts import cache_root
+from manyicl.cpu import auto_dtype, cpu_flags
 from manyicl.manifest import model_fingerprint, read_manifest
+from manyicl.merge import merged_checkpoint
 from manyicl.models import resolve_model
 from manyicl.prompting import HFTokenizer, get_format
 from manyicl.prompting.formats import PromptFormat
@@ -34,8 +35,10 @@ def build_engine(cfg: ServeConfig, engine_args) -> ManyICLEngine:
             f"the adapter was trained on {manifest.base_model.path}, whose "
             f"fingerprint differs from {model_path}; serve it on its own base"
         )
+    choose_dtype(engine_args, current_platform.is_cpu())
     if manifest and cfg.merge_lora:
-        model_path = str(merged_checkpoint(cfg.adapter, model_path))
+        merge_dtype = "float32" if engine_args.dtype == "float32" else "bfloat16"
+        model_path = str(merged_checkpoint(cfg.adapter, model_path, merge_dtype))
     engine_args.model = model_path
     if engine_args.gpu_memory_utilization is None:  # on CPU this much of RAM is reserved
         engine_args.gpu_memory_utilization = 0.35 if current_platform.is_cpu() else 0.9
@@ -58,33 +61,15 @@ def build_engine(cfg: ServeConfig, engine_args) -> ManyICLEngine:
     return ManyICLEngine(llm, HFTokenizer(hf_tok), fmt, served, llm.model_config.max_model_len)
 
 
-def merged_checkpoint(adapter: Path, base_path: str) -> Path:
-    """The base model with the adapter folded in, saved once under the cache (keyed by the
-    adapter's weights) and reused."""
-    import os
-    import tempfile
-
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    target = cache_root() / "merged" / read_manifest(adapter).adapter_name(adapter)
-    if (target / "config.json").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    log.info("merging %s into %s -> %s", adapter, base_path, target)
-    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.bfloat16)
-    merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".tmp-") as tmp:
-        out = Path(tmp) / "model"
-        merged.save_pretrained(out)
-        AutoTokenizer.from_pretrained(base_path).save_pretrained(out)
-        try:
-            os.rename(out, target)
-        except OSError:
-            if not (target / "config.json").is_file():
-                raise
-    return target
+def choose_dtype(engine_args, on_cpu: bool) -> None:
+    """`--dtype auto` on a CPU: float32 unless the CPU computes bf16 natively; logged with
+    its reason. Any other --dtype is used as given."""
+    if engine_args.dtype != "auto":
+        log.info("dtype %s (--dtype)", engine_args.dtype)
+        return
+    dtype, why = auto_dtype(on_cpu, cpu_flags())
+    engine_args.dtype = dtype
+    log.info("dtype %s: %s", dtype, why)
 
 
 def _format(spec: str, hf_tok) -> PromptFormat:

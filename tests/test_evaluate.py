@@ -1,18 +1,29 @@
-"""Scoring on hand-built cases, the cached-prefix scorer against plain forwards, and a tiny
-end-to-end `manyicl-eval` run that writes its JSON, table and plot."""
+"""Evaluation: scoring, stratification, choice ranking and the paired bootstrap on hand-built
+cases; one real `manyicl-eval` run on vLLM; and parity of its token ids with the server's."""
 
 from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 
+import numpy as np
 import pytest
-import torch
 
-from manyicl.evaluate.cli import EvalConfig, run
-from manyicl.evaluate.engine import PrefixScorer
-from manyicl.evaluate.report import aggregate
-from manyicl.evaluate.scoring import exact_match, first_answer, normalize, rank_choice, rouge_l
+from manyicl.evaluate.report import aggregate, compare
+from manyicl.evaluate.scoring import (
+    NeedNext,
+    exact_match,
+    first_answer,
+    normalize,
+    pick_choice,
+    rank_choice,
+    rouge_l,
+)
+from manyicl.evaluate.stats import bootstrap_mean, paired_differences
+from manyicl.evaluate.suite import _largest_remainder, build_suite, stratified_split
+from manyicl.finetune.remap import Kind
+from manyicl.finetune.tasks import Task, TaskExample
 
 # fmt: off
 NORMALIZE = [
@@ -49,69 +60,201 @@ def test_first_answer_cuts_at_the_stop():
     assert first_answer(" no stop here", ["\n\n"]) == "no stop here"
 
 
-def test_prefix_scorer_matches_plain_forwards(tiny_llama_dir):
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32).eval()
-    scorer = PrefixScorer(model, torch.device("cpu"))
-    prefix, query, choices = [5, 6, 7, 8], [9, 10], [[11], [12, 13, 14]]
-    scorer.set_prefix(prefix)
-    got = scorer.choice_nlls(query, choices)
-    for choice, nlls in zip(choices, got, strict=True):
-        ids = torch.tensor([prefix + query + choice])
-        with torch.no_grad():
-            logp = model(ids).logits[0].log_softmax(-1)
-        start = len(prefix) + len(query)
-        want = [-float(logp[start - 1 + i, t]) for i, t in enumerate(choice)]
-        assert nlls == pytest.approx(want, abs=1e-4)
-    assert scorer.cache.get_seq_length() == len(prefix)  # rolled back
-    greedy = scorer.generate(query, 5, set(), lambda ids: "", [])
-    with torch.no_grad():
-        full = model.generate(torch.tensor([prefix + query]), max_new_tokens=5, do_sample=False)
-    assert greedy == full[0, len(prefix) + len(query) :].tolist()
+# choices (token ids), what is known (path -> top-k log-probs, or a picked token) -> result
+_SEARCH = [[7, 1, 9], [7, 2, 9], [8, 9]]  # two choices share their first token
+PICK_TABLE = [
+    ([[5, 9], [6, 9]], {(): {6: -0.1, 5: -2.0}}, 1),
+    ([[5, 9], [6, 9]], {(): {5: -0.5, 3: -0.1}}, 0),  # a missing candidate ranks last
+    ([[5, 9], [6, 9]], {(): {3: -0.1}}, NeedNext((), (5, 6))),  # neither in the top-k
+    ([[5, 9], [6, 9]], {(): 6}, 1),  # the model's pick among the candidates
+    (_SEARCH, {(): {7: -0.2, 8: -1.0}, (7,): {2: -0.3, 1: -0.9}}, 1),
+    (_SEARCH, {(): {7: -0.2, 8: -1.0}}, NeedNext((7,), (1, 2))),  # the branch after 7 unknown
+    (_SEARCH, {(): {8: -0.2, 7: -1.0}}, 2),
+    ([[4, 4, 1], [4, 4, 2]], {(4, 4): {2: -1.0, 1: -3.0}}, 1),  # shared prefix needs nothing
+    ([[3, 9], [3, 9]], {}, 0),  # duplicate choices: the first
+    ([[3, 9]], {}, 0),
+]
 
 
-def test_aggregate_means_and_intervals_over_seeds():
-    recs = [
-        {
-            "task": "t",
-            "metric": "exact_match",
-            "shots": 4,
-            "shots_used": 4,
-            "seed": s,
-            "exact_match": v,
-        }
-        for s, v in enumerate([0.2, 0.4, 0.6])
+@pytest.mark.parametrize("choices,known,want", PICK_TABLE)
+def test_pick_choice_table(choices, known, want):
+    assert pick_choice(choices, known) == want
+
+
+# counts per label, n -> quota per label (largest remainders, ties by label)
+QUOTA_TABLE = [
+    ({"a": 50, "b": 50}, 10, {"a": 5, "b": 5}),
+    ({"a": 75, "b": 25}, 12, {"a": 9, "b": 3}),
+    ({"a": 1, "b": 1, "c": 1}, 2, {"a": 1, "b": 1, "c": 0}),
+    ({"a": 60, "b": 30, "c": 10}, 7, {"a": 4, "b": 2, "c": 1}),
+]
+
+
+@pytest.mark.parametrize("counts,n,want", QUOTA_TABLE)
+def test_largest_remainder_table(counts, n, want):
+    assert _largest_remainder(counts, n) == want
+
+
+def test_stratified_split_keeps_label_shares_and_is_seeded():
+    examples = [TaskExample(f"q{i}", "yes" if i % 4 else "no") for i in range(200)]  # 3:1
+    pool, evals = stratified_split(examples, 40, ("no", "yes"), "s")
+    assert Counter(e.output for e in evals) == {"yes": 30, "no": 10}
+    assert len(pool) == 160 and not set(pool) & set(evals)
+    assert (pool, evals) == stratified_split(examples, 40, ("no", "yes"), "s")
+    assert evals != stratified_split(examples, 40, ("no", "yes"), "t")[1]
+
+
+def test_suite_adds_remapped_copies_of_classification_tasks_only():
+    cls = Task("c", tuple(TaskExample(f"q{i}", "yes" if i % 2 else "no") for i in range(40)))
+    gen = Task("g", tuple(TaskExample(f"q{i}", f"a{i}") for i in range(40)))
+    suite = build_suite([cls, gen], 10, [Kind.FLIPPED, Kind.WORDS])
+    assert [t.name for t in suite] == ["c", "g", "c~flipped", "c~words"]
+    assert [t.metric for t in suite] == ["choice", "exact_match", "choice", "choice"]
+    flipped = suite[2]
+    assert flipped.evals == suite[0].evals  # the same examples, remapped per seed
+    _, evals = flipped.at_seed(0)
+    assert [e.output for e in evals] == [
+        "no" if e.output == "yes" else "yes" for e in suite[0].evals
     ]
-    (row,) = aggregate(recs)
-    assert row["score"] == pytest.approx(0.4)
-    assert row["ci95"] == pytest.approx(1.96 * 0.2 / math.sqrt(3))
+    _, words = suite[3].at_seed(0)
+    assert {e.output for e in words}.isdisjoint({"yes", "no"})
+    assert all(set(e.choices) == {e.output for e in words} for e in words)
 
 
-def test_tiny_end_to_end_eval(tmp_path, tiny_llama_dir):
-    rows = [{"input": f"item {i}", "output": "even" if i % 2 == 0 else "odd"} for i in range(30)]
+def test_bootstrap_of_constant_differences_is_exact():
+    ci = bootstrap_mean([[0.5] * 10])
+    assert (ci.mean, ci.low, ci.high) == (0.5, 0.5, 0.5) and ci.significant
+    zero = bootstrap_mean([[0.0] * 10, [0.0] * 4])
+    assert (zero.low, zero.high) == (0.0, 0.0) and not zero.significant
+
+
+def test_bootstrap_interval_matches_scipy_for_one_group():
+    from scipy.stats import bootstrap
+
+    values = np.random.default_rng(1).normal(0.1, 0.5, size=100)
+    ours = bootstrap_mean([values])
+    theirs = bootstrap(
+        (values,), np.mean, n_resamples=10_000, method="percentile", random_state=0
+    ).confidence_interval
+    assert ours.mean == pytest.approx(values.mean())
+    assert ours.low == pytest.approx(theirs.low, abs=0.02)
+    assert ours.high == pytest.approx(theirs.high, abs=0.02)
+
+
+def test_bootstrap_averages_groups_not_examples():
+    # Group means 1.0 and 0.0: the mean over groups is 0.5 whatever the group sizes.
+    assert bootstrap_mean([[1.0] * 50, [0.0] * 5]).mean == pytest.approx(0.5)
+
+
+def _records(task, scores_by_seed, shots="4"):
+    return [
+        {
+            "task": task,
+            "shots": shots,
+            "seed": s,
+            "metric": "choice",
+            "shots_used": 4,
+            "scores": scores,
+            "score": sum(scores) / len(scores),
+        }
+        for s, scores in enumerate(scores_by_seed)
+    ]
+
+
+def test_paired_differences_average_seeds_per_example_and_refuse_unpaired_runs():
+    base = _records("t", [[0, 1, 0], [0, 1, 1]])
+    variant = _records("t", [[1, 1, 0], [1, 1, 1]])
+    assert paired_differences(base, variant, "t", "4").tolist() == [1.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="not paired"):
+        paired_differences(base, _records("t", [[1, 1, 0]]), "t", "4")
+
+
+def test_compare_reports_tasks_and_group_means():
+    base = _records("a", [[0] * 20]) + _records("b~words", [[0] * 20])
+    variant = _records("a", [[1] * 20]) + _records("b~words", [[0, 1] * 10])
+    got = compare(base, variant)
+    assert got[("a", "4")].mean == 1.0 and got[("a", "4")].significant
+    assert got[("mean, natural", "4")].mean == 1.0
+    assert got[("mean, remapped", "4")].mean == pytest.approx(0.5)
+    (row, row2) = aggregate(variant)
+    assert row["task"] == "a" and row["score"] == 1.0 and row2["score"] == pytest.approx(0.5)
+
+
+def _jsonl_tasks(tmp_path) -> str:
+    rows = [{"input": f"item {i}", "output": "even" if i % 2 == 0 else "odd"} for i in range(60)]
     (tmp_path / "parity.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     copy = [{"input": f"say {w}", "output": w} for w in "ab cd ef gh ij kl mn op qr st".split()]
-    (tmp_path / "copy.jsonl").write_text("".join(json.dumps(r) + "\n" for r in copy * 2))
-    tasks = f"{tmp_path}/parity.jsonl,{tmp_path}/copy.jsonl"
-    cfg = EvalConfig(
-        out=tmp_path / "out",
-        model=tiny_llama_dir,
-        tasks=tasks,
-        shots="0,2,max",
-        seeds=2,
-        eval_examples=4,
-        max_new_tokens=4,
-        max_context=256,
-    )
+    (tmp_path / "copy.jsonl").write_text("".join(json.dumps(r) + "\n" for r in copy * 3))
+    return f"{tmp_path}/parity.jsonl,{tmp_path}/copy.jsonl"
+
+
+@pytest.mark.slow
+def test_end_to_end_eval_on_vllm_resumes_and_compares(tmp_path, smollm2_dir):
+    from manyicl.evaluate.cli import main, parse_config, run
+    from manyicl.evaluate.compare import load_result, report
+
+    argv = ["--out", str(tmp_path / "a"), "--model", smollm2_dir, "--preset", "quick"]
+    argv += ["--tasks", _jsonl_tasks(tmp_path), "--shots", "0,4,max", "--seeds", "2"]
+    argv += ["--eval-examples", "8", "--max-context", "512", "--block-size", "32"]
+    cfg = parse_config(argv)
+    assert cfg.enforce_eager and cfg.remap == "words"  # from the preset; flags win over it
     result = run(cfg)
-    assert {(r["task"], r["shots"]) for r in result["scores"]} == {
-        (t, s) for t in ("parity", "copy") for s in (0, 2, "max")
+    cells = {(r["task"], r["shots"], r["seed"]) for r in result["records"]}
+    want = {(t, "0", 0) for t in ("parity", "copy")}
+    want |= {
+        (t, s, seed)
+        for t in ("parity", "copy", "parity~words")
+        for s in ("4", "max")
+        for seed in (0, 1)
     }
-    zero = [r for r in result["records"] if r["shots"] == 0]
-    assert len(zero) == 2  # zero shots: one "seed" per task
-    maxed = [r for r in result["records"] if r["shots"] == "max"]
-    assert all(r["shots_used"] > 2 and r["prefix_tokens"] <= 256 for r in maxed)
-    assert (tmp_path / "out" / "results.md").read_text().count("|") > 10
-    assert (tmp_path / "out" / "scores.png").stat().st_size > 1000
-    assert json.loads((tmp_path / "out" / "results.json").read_text())["scores"]
+    assert cells == want
+    by = {(r["task"], r["shots"], r["seed"]): r for r in result["records"]}
+    assert all(len(r["scores"]) == 8 for r in result["records"])
+    assert (
+        by[("parity", "max", 0)]["shots_used"] > 4
+        and by[("parity", "max", 0)]["prefix_tokens"] <= 512
+    )
+    # Many shots of a label-only task: the model copies the pattern well above chance.
+    assert by[("copy", "max", 0)]["score"] >= 0.75
+    assert (tmp_path / "a" / "scores.png").stat().st_size > 1000
+    # Resume: a second run finds every record and scores nothing again.
+    lines = (tmp_path / "a" / "records.jsonl").read_text()
+    again = run(cfg)
+    assert (tmp_path / "a" / "records.jsonl").read_text() == lines
+    assert again["scores"] == result["scores"]
+    # Another config in the same folder is refused; compare pairs a run with itself.
+    with pytest.raises(SystemExit):
+        main([*argv, "--seeds", "1"])
+    text = report(load_result(tmp_path / "a"), [load_result(tmp_path / "a")])
+    assert "+0.000" in text and "mean, remapped" in text
+    assert math.isfinite(result["seconds"])
+
+
+@pytest.mark.slow
+def test_eval_token_ids_equal_the_servers(http, smollm2_tok):
+    """The prompts manyicl-eval scores are the ids manyicl-serve hands its engine."""
+    from manyicl.evaluate.runner import cells_for, task_budget
+    from manyicl.evaluate.suite import build_suite
+    from manyicl.finetune import bigbench
+    from manyicl.manifest import DEFAULT_ADAPTER, read_manifest
+
+    fmt = read_manifest(DEFAULT_ADAPTER).prompt_format
+    task = bigbench.load_task("intent_recognition")  # has an instruction
+    suite = build_suite([task], 4, [Kind.WORDS])
+    for t in suite:
+        room, _ = task_budget(t, fmt, smollm2_tok, 1024, 8)
+        (cell,) = cells_for(t, 5, 1, fmt, smollm2_tok, room)
+        assert len(cell.demos) == 5
+        body = {
+            "model": "manyicl",
+            "prompt": cell.evals[0].input,
+            "max_tokens": 1,
+            "demonstrations": [{"input": d.input, "output": d.output} for d in cell.demos],
+            "return_token_ids": True,
+        }
+        if t.instruction_at:
+            body["instruction"] = t.instruction_at
+        r = http.post("/v1/completions", json=body)
+        assert r.status_code == 200, r.text
+        served = r.json()["manyicl"]["prompts"][0]["prompt_token_ids"]
+        assert served == cell.block + cell.queries[0]

@@ -113,3 +113,37 @@ def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(
     assert all(torch.equal(a[k], b[k]) for k in a if "lora_" in k)
     steps = [json.loads(line)["step"] for line in (tmp_path / "b" / "metrics.jsonl").open()]
     assert steps == [1, 2, 3, 4, 5, 6]  # the lost step is logged once
+
+
+@pytest.mark.parametrize("norm", [LossNorm.TOKEN, LossNorm.ANSWER])
+def test_logits_at_supervised_positions_match_the_full_logits_path(tiny_llama_dir, norm):
+    """The fast path (LM head only where a label is) gives the full path's loss and gradients."""
+    from manyicl.finetune.batching import collate, loss_sum
+    from manyicl.finetune.losses import DriclParams, answer_loss_sum, token_loss_sum
+    from manyicl.finetune.modeling import load_lora_model
+    from manyicl.finetune.sequences import TrainSequence
+    from manyicl.prompting import PLAIN, Example, HFTokenizer, render
+
+    tok = HFTokenizer.from_pretrained(tiny_llama_dir)
+    seqs = [
+        TrainSequence(
+            render(PLAIN, tok, [Example(input=f"{i}+{j}", output=str(i + j)) for j in range(n)])
+        )
+        for i, n in [(1, 5), (2, 3)]
+    ]
+    batch = collate(seqs, Objective.ALL_TARGETS, tok.hf.eos_token_id)
+    lora = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "target_modules": "all-linear"}
+    model = load_lora_model(tiny_llama_dir, torch.float32, torch.device("cpu"), lora, False)
+    fast = loss_sum(model, batch, Objective.ALL_TARGETS, norm, DriclParams())
+    fast.backward()
+    fast_grads = [p.grad.clone() for p in model.parameters() if p.requires_grad]
+    model.zero_grad()
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    if norm is LossNorm.ANSWER:
+        full = answer_loss_sum(logits, batch.labels, batch.answer_idx, batch.n_answers)
+    else:
+        full = token_loss_sum(logits, batch.labels)
+    full.backward()
+    assert torch.isclose(fast, full, rtol=1e-5)
+    for a, p in zip(fast_grads, (p for p in model.parameters() if p.requires_grad), strict=True):
+        assert torch.allclose(a, p.grad, rtol=1e-4, atol=1e-6)

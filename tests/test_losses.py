@@ -14,6 +14,7 @@ from manyicl.finetune.losses import (
     dricl_loss_sum,
     dricl_weights,
     per_answer_mean,
+    supervised_positions,
     token_loss_sum,
     token_nll,
 )
@@ -121,3 +122,21 @@ def test_block_mask_equals_running_each_demonstration_alone():
         second = model(input_ids=ids[:, 6:11], position_ids=torch.arange(6, 11)[None]).logits
     assert torch.allclose(joint[:, :6], first, atol=1e-5)
     assert torch.allclose(joint[:, 6:11], second, atol=1e-5)
+
+
+def test_logits_at_supervised_positions_give_the_full_loss():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 9, 11)
+    labels = torch.full((2, 9), IGNORE)
+    labels[0, 3:5] = torch.tensor([1, 2])
+    labels[1, 7:9] = torch.tensor([4, 5])
+    keep = supervised_positions(labels)
+    assert keep.tolist() == [2, 3, 6, 7]
+    full = token_nll(logits, labels)
+    assert torch.allclose(token_nll(logits[:, keep], labels, keep), full)
+    idx = torch.tensor([[-1, -1, -1, 0, 0, -1, -1, -1, -1], [-1] * 7 + [0, 0]])
+    n = torch.tensor([1, 1])
+    assert torch.isclose(
+        answer_loss_sum(logits[:, keep], labels, idx, n, keep),
+        answer_loss_sum(logits, labels, idx, n),
+    )

@@ -86,3 +86,21 @@ def test_real_tokenizer_answers_decode_back_exactly(fmt_name, smollm2_tok, smoll
         elif t != IGNORE:
             current.append(t)
     assert pieces == [fmt.output.format(output=ex.output) for ex in examples]
+
+
+# objective, unpredictable flags per answer -> labels of the hand-built sequence above
+UNPREDICTABLE_TABLE = [
+    (Objective.ALL_TARGETS, (True, False), [_, _, _, _, _, _, _, _, _, 109, 110, 111]),
+    (Objective.ALL_TARGETS, (False, True), [_, _, _, _, 104, 105, _, _, _, _, _, _]),
+    (Objective.ALL_TARGETS, (True, True), [_] * 12),
+    (Objective.LAST_TARGET, (False, True), [_] * 12),
+    (Objective.LAST_TARGET, (True, False), [_, _, _, _, _, _, _, _, _, 109, 110, 111]),
+    (Objective.ALL_TARGETS, (), [_, _, _, _, 104, 105, _, _, _, 109, 110, 111]),
+]
+
+
+@pytest.mark.parametrize("objective,skip,want", UNPREDICTABLE_TABLE)
+def test_unpredictable_answers_carry_no_loss(objective, skip, want):
+    assert build_labels(IDS, SPANS, objective, skip) == want
+    index = answer_index(len(IDS), SPANS, objective, skip)
+    assert [i >= 0 for i in index] == [w != IGNORE for w in want]

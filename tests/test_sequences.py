@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from manyicl.finetune.mixture import MixtureTask
+from manyicl.finetune.mixture import MixtureTask, Remapping
 from manyicl.finetune.sequences import (
     SequenceStream,
     ShotRange,
@@ -16,7 +16,7 @@ from manyicl.finetune.sequences import (
     plan_length,
     tokenize_tasks,
 )
-from manyicl.finetune.tasks import Task, TaskExample
+from manyicl.finetune.tasks import Task, TaskExample, choice_suffix
 from manyicl.prompting import PLAIN
 
 from chartok import CharTokenizer
@@ -54,8 +54,8 @@ def test_stream_is_deterministic_and_packs_within_the_length():
         assert len(set(plan.examples)) == len(plan.examples)  # no repeats in a sequence
         assert plan_length(tasks, plan) <= 120
         seq = materialise(tasks, plan)
-        assert len(seq.token_ids) == plan_length(tasks, plan)
-        assert seq.num_shots == len(plan.examples)
+        assert len(seq.prompt.token_ids) == plan_length(tasks, plan)
+        assert seq.prompt.num_shots == len(plan.examples) and not seq.unpredictable
 
 
 def test_each_example_is_used_once_per_epoch():
@@ -92,7 +92,7 @@ def test_eval_sequences_are_fixed_and_cover_every_task():
     seqs = eval_sequences(tasks, 120, ShotRange(1, None), 10)
     assert seqs == eval_sequences(tasks, 120, ShotRange(1, None), 10)
     assert len(seqs) == 2  # 4 short eval examples per task fit one sequence each
-    assert all(s.num_shots == 4 for s in seqs)
+    assert all(s.prompt.num_shots == 4 for s in seqs)
 
 
 def test_examples_too_long_for_a_sequence_are_dropped_and_counted():
@@ -100,3 +100,49 @@ def test_examples_too_long_for_a_sequence_are_dropped_and_counted():
     mt = MixtureTask(Task("t", examples), 1.0, examples, ())
     (task,) = tokenize_tasks([mt], PLAIN, CharTokenizer(), 100)
     assert task.dropped == 1 and len(task.train) == 5
+
+
+def _classification_tasks(remapping):
+    """A 3-label classification task with its choices listed, and a generation task."""
+    labels = ("neg", "neu", "pos")
+    cls = tuple(
+        TaskExample(f"w{i}" + choice_suffix(labels), labels[i % 3], labels) for i in range(40)
+    )
+    gen = tuple(TaskExample(f"g{i}", f"r{i}") for i in range(40))
+    mixture = [
+        MixtureTask(Task("cls", cls, instruction="Say neg, neu or pos."), 1.0, cls[4:], cls[:4]),
+        MixtureTask(Task("gen", gen), 1.0, gen[4:], gen[:4]),
+    ]
+    return tokenize_tasks(mixture, PLAIN, CharTokenizer(), 200, remapping)
+
+
+def test_remapped_sequences_use_fresh_labels_and_skip_first_occurrences():
+    remapping = Remapping(prob=1.0, flip_prob=0.3)
+    tasks = _classification_tasks(remapping)
+    assert tasks[0].remap is not None and tasks[1].remap is None
+    stream = SequenceStream(tasks, 200, ShotRange(1, None), 0, remapping)
+    plans = list(itertools.islice(stream, 30))
+    again = SequenceStream(tasks, 200, ShotRange(1, None), 0, remapping)
+    assert plans == list(itertools.islice(again, 30))
+    remapped = [p for p in plans if p.task == 0]
+    assert remapped and all(p.labels is not None and len(set(p.labels)) == 3 for p in remapped)
+    assert all(p.labels is None for p in plans if p.task == 1)
+    tok = CharTokenizer()
+    for plan in remapped:
+        seq = materialise(tasks, plan)
+        assert len(seq.prompt.token_ids) == plan_length(tasks, plan) <= 200
+        text = tok.decode(seq.prompt.token_ids)
+        assert "choice:" not in text and "Say neg" not in text  # no hint of the natural labels
+        answers = [
+            tok.decode(seq.prompt.token_ids[a:b]).strip() for a, b in seq.prompt.answer_spans
+        ]
+        assert set(answers) <= set(plan.labels)
+        assert list(seq.unpredictable) == [a not in answers[:k] for k, a in enumerate(answers)]
+
+
+def test_without_remapping_the_stream_is_unchanged():
+    tasks = _classification_tasks(Remapping(prob=0.0))
+    assert all(t.remap is None for t in tasks)
+    off = list(itertools.islice(SequenceStream(tasks, 200, ShotRange(1, None), 5), 20))
+    none = list(itertools.islice(SequenceStream(tasks, 200, ShotRange(1, None), 5, None), 20))
+    assert off == none and all(p.labels is None for p in off)
