@@ -1,17 +1,18 @@
-"""The quality experiment: base model vs fine-tuned variants on held-out tasks, shots sweep.
+"""The quality experiment: base model vs fine-tuned variants on held-out tasks, paired.
 
     .venv/bin/python benchmarks/quality.py --out docs/RESULTS.md
 
-Stages (each skipped when its output exists, so an interrupted run resumes; training itself
-checkpoints and resumes):
-  1. train zero-shot, last-target, all-targets and DrICL adapters on the default mixture with
-     equal token budgets: the real tokens of --steps all-targets steps (zero-shot sequences
-     are short, so it takes more steps);
-  2. `manyicl-eval` the base model and every adapter on the held-out eval tasks;
-  3. task-level LoRA: one adapter per listed held-out task, trained on that task's own
-     demonstration pool (the dedicated fine-tuning reference), scored at 0 shots;
-  4. forgetting: zero-shot scores on general tasks, base vs each adapter;
-then docs/RESULTS.md with the tables and the score-vs-shots plot.
+Stages (each skipped when its output exists, so an interrupted run resumes; training and
+evaluation checkpoint and resume themselves):
+  1. train the variants on the default mixture (label-remapped classification sequences
+     included) with equal token budgets: the real tokens of --steps all-targets steps;
+  2. `manyicl-eval` the base model, every variant and any --also adapter on the held-out tasks
+     and their label-remapped copies, every model on the same examples and demonstrations;
+  3. forgetting: zero-shot scores on general tasks;
+  4. with --scaling, the score-vs-shots sweep up to the model's context;
+then docs/RESULTS.md: the goals, paired differences from the base and from last-target with
+bootstrap intervals, tables and plots. --publish ships the all-targets adapter only if it met
+every goal.
 """
 
 from __future__ import annotations
@@ -25,12 +26,11 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from quality_doc import OURS, write_results
+from quality_doc import BASE, OURS, goals, write_results
 
-from manyicl.evaluate.cli import EvalConfig, load_tasks
+from manyicl.evaluate.cli import parse_config
 from manyicl.evaluate.cli import run as run_eval
-from manyicl.evaluate.runner import split_task
-from manyicl.finetune.config import FinetuneConfig, reproducible
+from manyicl.finetune.config import FinetuneConfig, Schedule, reproducible
 from manyicl.finetune.mixture import DEFAULT_MIXTURE, heldout_eval_tasks
 from manyicl.finetune.objectives import Objective
 from manyicl.finetune.sequences import SequenceStream, StepPlanner, plan_length
@@ -40,9 +40,9 @@ from manyicl.manifest import DEFAULT_ADAPTER, model_fingerprint, read_manifest, 
 from manyicl.models import registry_name, resolve_model
 
 VARIANTS = {
-    "zero-shot FT": Objective.ZERO_SHOT,
-    "last-target FT": Objective.LAST_TARGET,
     OURS: Objective.ALL_TARGETS,
+    "last-target FT": Objective.LAST_TARGET,
+    "zero-shot FT": Objective.ZERO_SHOT,
     "DrICL": Objective.DRICL,
 }
 
@@ -51,7 +51,7 @@ def slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
 
 
-def train_config(objective: Objective, out: Path, args, mixture: Path | None, steps: int):
+def train_config(objective: Objective, out: Path, args, steps: int) -> FinetuneConfig:
     return FinetuneConfig(
         out=out,
         objective=objective,
@@ -60,13 +60,16 @@ def train_config(objective: Objective, out: Path, args, mixture: Path | None, st
         grad_accum=args.grad_accum,
         micro_batch_tokens=args.max_seq_len,
         lr=args.lr,
+        schedule=Schedule(args.schedule),
         warmup_steps=max(1, steps // 10),
+        lora_r=args.lora_r,
+        lora_alpha=2 * args.lora_r,
         eval_every=args.eval_every,
         save_every=args.save_every,
         resume=(out / "checkpoints").is_dir(),
         seed=args.seed,
         model=args.model,
-        mixture=mixture or args.mixture,
+        mixture=args.mixture,
     )
 
 
@@ -74,75 +77,43 @@ def tokens_per_step(cfg: FinetuneConfig, n: int = 20) -> float:
     """Mean real (unpadded) tokens in one optimizer step of `cfg`'s data stream; no model."""
     with tempfile.TemporaryDirectory() as tmp:
         setup = prepare(dataclasses.replace(cfg, out=Path(tmp), resume=False))
-    stream = SequenceStream(setup.tasks, setup.max_seq_len, cfg.shot_range, cfg.seed)
+    stream = SequenceStream(
+        setup.tasks, setup.max_seq_len, cfg.shot_range, cfg.seed, setup.remapping
+    )
     planner = StepPlanner(stream, 1, cfg.grad_accum, cfg.micro_batch_tokens or setup.max_seq_len)
     steps = [planner.next_step()[0] for _ in range(n)]
     return sum(plan_length(setup.tasks, p) for s in steps for mb in s for p in mb) / n
 
 
 def matched_steps(objective: Objective, out: Path, args) -> int:
-    """Steps that give `objective` the token budget of `--steps` all-targets steps: zero-shot
-    sequences are one short example each, so the same budget takes it more steps."""
-    cfg = partial(train_config, out=out, args=args, mixture=None, steps=args.steps)
+    """Steps that give `objective` the token budget of `--steps` all-targets steps (zero-shot
+    sequences are one short example each, so the same budget takes it more steps)."""
+    if objective is Objective.ALL_TARGETS or objective is Objective.LAST_TARGET:
+        return args.steps  # the same stream of sequences: the same tokens
+    cfg = partial(train_config, out=out, args=args, steps=args.steps)
     budget = args.steps * tokens_per_step(cfg(Objective.ALL_TARGETS))
     return max(1, round(budget / tokens_per_step(cfg(objective))))
 
 
-def train_variant(
-    objective: Objective, out: Path, args, mixture: Path | None = None, steps: int | None = None
-) -> Path:
+def train_variant(objective: Objective, out: Path, args) -> Path:
     """Train (or resume, or skip when finished) one adapter."""
-    if (out / "manyicl.json").is_file():
-        return out
-    steps = steps or matched_steps(objective, out, args)
-    train(train_config(objective, out, args, mixture, steps))
+    if not (out / "manyicl.json").is_file():
+        train(train_config(objective, out, args, matched_steps(objective, out, args)))
     return out
 
 
-def evaluate(name: str, adapter: Path | None, out: Path, args, tasks: str, shots: str) -> dict:
-    """`manyicl-eval` once per (variant, task list); cached in results.json."""
-    if (out / "results.json").is_file():
-        return json.loads((out / "results.json").read_text())
-    cfg = EvalConfig(
-        out=out,
-        model=args.model,
-        adapter=adapter,
-        tasks=tasks,
-        shots=shots,
-        seeds=args.seeds,
-        eval_examples=args.eval_examples,
-        max_new_tokens=args.max_new_tokens,
-        max_context=args.max_context,
-        name=name,
-    )
+def evaluate(name: str, adapter: Path | None, out: Path, args, **overrides) -> dict:
+    """`manyicl-eval` of one model, resumable; --eval-args apply to every run."""
+    argv = ["--out", str(out), "--model", args.model, "--name", name, *args.eval_args.split()]
+    argv += ["--adapter", str(adapter)] if adapter else []
+    cfg = dataclasses.replace(parse_config(argv), **overrides)
     return run_eval(cfg)
 
 
-def task_level_adapter(task_name: str, root: Path, args) -> Path:
-    """A LoRA trained only on one held-out task's demonstration pool (never its eval set)."""
-    (task,) = load_tasks(task_name)
-    split = split_task(task, args.eval_examples)
-    folder = root / "task-level" / slug(task_name)
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = [{"input": e.input, "output": e.output} for e in split.pool]
-    (folder / "pool.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (folder / "mixture.toml").write_text(
-        f"[settings]\neval_examples = 8\nmin_examples = 16\nmax_examples = 100000\n"
-        f'[[task]]\nname = "{slug(task_name)}"\nsource = "jsonl"\npath = "pool.jsonl"\n'
-    )
-    return train_variant(
-        Objective.ZERO_SHOT,
-        folder / "adapter",
-        args,
-        folder / "mixture.toml",
-        args.task_level_steps,
-    )
-
-
 def publish(adapter: Path, eval_dir: Path, dest: Path, model: str) -> None:
-    """Ship `adapter` as the package's default: weights cast to bf16 (half the bytes; vLLM
-    computes in bf16 anyway), the manifest naming its base by registry name, its eval table,
-    and `finetune.json`: `manyicl-finetune --config` with it trains the same adapter again."""
+    """Ship `adapter` as the package's default: weights cast to bf16 (half the bytes), the
+    manifest naming its base by registry name, its eval table, and `finetune.json`, with which
+    `manyicl-finetune --config` trains the same adapter again."""
     from safetensors.torch import load_file, save_file
 
     dest.mkdir(parents=True, exist_ok=True)
@@ -154,8 +125,6 @@ def publish(adapter: Path, eval_dir: Path, dest: Path, model: str) -> None:
     )
     shutil.copy(adapter / "adapter_config.json", dest / "adapter_config.json")
     manifest = read_manifest(adapter)
-    # By registry name, fingerprinted as this version computes it: the base is the same folder
-    # it was trained on (checked), only the way of naming it changes.
     base_path = resolve_model(model)
     if base_path != manifest.base_model.path:
         raise SystemExit(f"{adapter} was not trained on {model}")
@@ -169,49 +138,34 @@ def publish(adapter: Path, eval_dir: Path, dest: Path, model: str) -> None:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=Path, default=Path("runs/quality"))
-    parser.add_argument("--model", default="default")
-    parser.add_argument("--mixture", type=Path, default=DEFAULT_MIXTURE)
-    parser.add_argument(
+    add = parser.add_argument
+    add("--runs", type=Path, default=Path("runs/quality"))
+    add("--model", default="default")
+    add("--mixture", type=Path, default=DEFAULT_MIXTURE)
+    add("--out", type=Path, default=Path("docs/RESULTS.md"))
+    add("--steps", type=int, default=128, help="all-targets steps; every variant gets their tokens")
+    add("--max-seq-len", type=int, default=2048)
+    add("--grad-accum", type=int, default=4)
+    add("--lr", type=float, default=5e-4)
+    add("--schedule", choices=["cosine", "constant"], default="cosine")
+    add("--lora-r", type=int, default=16, help="LoRA rank (alpha = 2 x rank)")
+    add("--eval-every", type=int, default=32)
+    add("--save-every", type=int, default=8)
+    add("--seed", type=int, default=0)
+    add("--eval-args", default="", help="extra manyicl-eval flags for every evaluation")
+    add(
         "--forgetting",
         default=",".join(heldout_eval_tasks(key="forgetting")),
         help="zero-shot general tasks for the forgetting check",
     )
-    parser.add_argument("--out", type=Path, default=Path("docs/RESULTS.md"))
-    parser.add_argument(
-        "--steps",
-        type=int,
-        default=32,
-        help="all-targets steps; every variant gets the tokens these steps hold",
-    )
-    parser.add_argument("--max-seq-len", type=int, default=1024)
-    parser.add_argument("--grad-accum", type=int, default=2)
-    parser.add_argument("--lr", type=float, default=2e-4)
-    parser.add_argument("--eval-every", type=int, default=16)
-    parser.add_argument("--save-every", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--shots", default="0,1,4,16,max")
-    parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--eval-examples", type=int, default=30)
-    parser.add_argument("--max-new-tokens", type=int, default=16)
-    parser.add_argument("--max-context", type=int, default=2048)
-    parser.add_argument("--tasks", default="heldout", help="eval tasks (see manyicl-eval)")
-    parser.add_argument(
-        "--task-level",
-        default="bigbench:intent_recognition,bigbench:linguistic_mappings/plural_json",
-        help="held-out tasks that get their own dedicated adapter",
-    )
-    parser.add_argument("--task-level-steps", type=int, default=30)
-    parser.add_argument(
+    add(
         "--variants",
-        default=",".join(VARIANTS),
-        help="fine-tuning variants to train and compare (names as in the default)",
+        default=f"{OURS},last-target FT",
+        help=f"fine-tuning variants to train and compare, from {list(VARIANTS)}",
     )
-    parser.add_argument(
-        "--publish",
-        action="store_true",
-        help=f"copy the all-targets adapter to {DEFAULT_ADAPTER} (the shipped default)",
-    )
+    add("--also", action="append", default=[], help="NAME=ADAPTER: evaluate an existing adapter")
+    add("--scaling", action="store_true", help="also the --preset scaling sweep of every model")
+    add("--publish", action="store_true", help=f"ship {OURS} to {DEFAULT_ADAPTER} if it wins")
     return parser.parse_args()
 
 
@@ -221,26 +175,34 @@ def main() -> None:
     if unknown := set(chosen) - set(VARIANTS):
         raise SystemExit(f"unknown --variants {sorted(unknown)}; choose from {list(VARIANTS)}")
     adapters = {n: train_variant(VARIANTS[n], args.runs / "train" / slug(n), args) for n in chosen}
-    models = {"base (ICL only)": None, **adapters}
-    shots = {
-        n: evaluate(n, a, args.runs / "eval" / slug(n), args, args.tasks, args.shots)
-        for n, a in models.items()
-    }
-    write_results(args, shots, {}, {}, adapters)  # each stage rewrites the doc: partial is kept
-    if args.publish:
-        publish(adapters[OURS], args.runs / "eval" / slug(OURS), DEFAULT_ADAPTER, args.model)
-    dedicated = {}
-    for task in filter(None, args.task_level.split(",")):
-        adapter = task_level_adapter(task, args.runs, args)
-        out = args.runs / "task-level" / slug(task) / "eval"
-        dedicated[task] = evaluate(f"task-level LoRA: {task}", adapter, out, args, task, "0")
-    write_results(args, shots, {}, dedicated, adapters)
-    forgetting = {
-        n: evaluate(n, a, args.runs / "forgetting" / slug(n), args, args.forgetting, "0")
-        for n, a in models.items()
-        if args.forgetting
-    }
-    write_results(args, shots, forgetting, dedicated, adapters)
+    extra = dict(a.split("=", 1) for a in args.also)
+    models = {BASE: None, **adapters, **{n: Path(p) for n, p in extra.items()}}
+    stages: dict[str, dict] = {"eval": {}, "forgetting": {}, "scaling": {}}
+    for name, adapter in models.items():  # each stage rewrites the doc: a partial run is kept
+        stages["eval"][name] = evaluate(name, adapter, args.runs / "eval" / slug(name), args)
+        write_results(args, stages, adapters)
+    for name, adapter in models.items():
+        if args.forgetting:
+            out = args.runs / "forgetting" / slug(name)
+            stages["forgetting"][name] = evaluate(
+                name, adapter, out, args, tasks=args.forgetting, shots="0", remap=""
+            )
+    write_results(args, stages, adapters)
+    for name, adapter in models.items() if args.scaling else ():
+        out = args.runs / "scaling" / slug(name)
+        preset = parse_config(["--out", str(out), "--preset", "scaling"])
+        overrides = {k: getattr(preset, k) for k in ("tasks", "shots", "seeds", "eval_examples")}
+        stages["scaling"][name] = evaluate(
+            name, adapter, out, args, **overrides, max_context=preset.max_context
+        )
+        write_results(args, stages, adapters)
+    if args.publish and OURS in adapters:
+        verdict = goals(stages)
+        if all(g["met"] for g in verdict):
+            publish(adapters[OURS], args.runs / "eval" / slug(OURS), DEFAULT_ADAPTER, args.model)
+            print(f"published {adapters[OURS]} to {DEFAULT_ADAPTER}")
+        else:
+            print("not published: " + "; ".join(g["goal"] for g in verdict if not g["met"]))
 
 
 if __name__ == "__main__":

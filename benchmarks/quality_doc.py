@@ -1,4 +1,4 @@
-"""docs/RESULTS.md for benchmarks/quality.py: tables of held-out scores and the plot."""
+"""docs/RESULTS.md for benchmarks/quality.py: the goals, paired differences, tables, plots."""
 
 from __future__ import annotations
 
@@ -6,11 +6,20 @@ from pathlib import Path
 
 from common import command, machine, today
 
-from manyicl.evaluate.report import plot, task_means
+from manyicl.evaluate.report import (
+    compare,
+    compare_table,
+    group_means,
+    plot,
+    shots_order,
+    table,
+)
 from manyicl.manifest import read_manifest
 
 ANALYSIS = "## Analysis"
+BASE = "base (ICL only)"
 OURS = "all-targets FT (ManyICL)"  # the variant that ships as the default adapter
+REFERENCE = "last-target FT"
 
 
 def _shown(path: Path) -> str:
@@ -21,38 +30,79 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def _shots_order(rows) -> list:
-    return sorted({r["shots"] for r in rows}, key=lambda s: float("inf") if s == "max" else s)
+def goals(stages: dict) -> list[dict]:
+    """The shipping goals for OURS, each with what was measured and whether it was met."""
+    ev, fg = stages["eval"], stages["forgetting"]
+    if OURS not in ev or BASE not in ev:
+        return []
+    vs_base = compare(ev[BASE]["records"], ev[OURS]["records"])
+    remapped = vs_base.get(("mean, remapped", "max"))
+    natural = vs_base.get(("mean, natural", "max"))
+    out = [
+        _goal(
+            "remapped held-out, max shots: >= +0.10 over base",
+            remapped,
+            remapped and remapped.mean >= 0.10,
+        ),
+        _goal(
+            "natural held-out, max shots: >= +0.03 over base, 95 % CI above 0",
+            natural,
+            natural and natural.mean >= 0.03 and natural.low > 0,
+        ),
+    ]
+    if REFERENCE in ev:
+        vs_ref = compare(ev[REFERENCE]["records"], ev[OURS]["records"])
+        for group in ("natural", "remapped"):
+            ci = vs_ref.get((f"mean, {group}", "max"))
+            out.append(
+                _goal(f"not worse than {REFERENCE} ({group}, max shots)", ci, ci and ci.mean >= 0)
+            )
+    if OURS in fg and BASE in fg:
+        ci = compare(fg[BASE]["records"], fg[OURS]["records"]).get(("mean, natural", "0"))
+        out.append(_goal("forgetting tasks, 0 shots: loses <= 0.02", ci, ci and ci.mean >= -0.02))
+    return out
 
 
-def mean_table(results: dict) -> list[str]:
-    """Rows: variants; columns: shot counts; cells: mean over tasks."""
-    shots = _shots_order(next(iter(results.values()))["scores"])
+def _goal(goal: str, ci, met) -> dict:
+    measured = "not measured" if ci is None else (f"{ci.mean:+.3f} [{ci.low:+.3f}, {ci.high:+.3f}]")
+    return {"goal": goal, "measured": measured, "met": bool(met)}
+
+
+def goals_table(stages: dict) -> list[str]:
+    rows = goals(stages)
+    if not rows:
+        return ["(not evaluated yet)", ""]
+    lines = ["| goal | measured (paired mean difference [95 % CI]) | met |", "| --- | --- | --- |"]
+    for g in rows:
+        lines.append(f"| {g['goal']} | {g['measured']} | {'yes' if g['met'] else '**no**'} |")
+    return [*lines, ""]
+
+
+def means_table(results: dict, group: str) -> list[str]:
+    """Rows: models; columns: shot counts; cells: the group's mean over tasks."""
+    shots = sorted({r["shots"] for res in results.values() for r in res["scores"]}, key=shots_order)
     lines = [
-        "| variant | " + " | ".join(f"{s} shots" for s in shots) + " |",
+        "| model | " + " | ".join(f"{s} shots" for s in shots) + " |",
         "| --- |" + " ---: |" * len(shots),
     ]
     for name, res in results.items():
-        means = task_means(res["scores"])
-        lines.append(f"| {name} | " + " | ".join(f"{means[s]:.3f}" for s in shots) + " |")
+        means = group_means(res["scores"]).get(group, {})
+        cells = [f"{means[s]:.3f}" if s in means else "-" for s in shots]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
 
-def task_table(results: dict, shots) -> list[str]:
-    """Rows: tasks; columns: variants; cells: score ± 95 % interval at `shots`."""
-    names = list(results)
-    tasks = sorted({r["task"] for res in results.values() for r in res["scores"]})
-    lines = ["| task | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]
-    for task in tasks:
-        cells = []
-        for name in names:
-            row = next(
-                (r for r in results[name]["scores"] if r["task"] == task and r["shots"] == shots),
-                None,
-            )
-            cells.append("-" if row is None else f"{row['score']:.3f} ± {row['ci95']:.3f}")
-        lines.append(f"| {task} | " + " | ".join(cells) + " |")
-    return [*lines, ""]
+def differences(results: dict, base: str) -> list[str]:
+    """One paired-difference table per model against `base`."""
+    if base not in results:
+        return []
+    shots = sorted({r["shots"] for r in results[base]["records"]}, key=shots_order)
+    lines = []
+    for name, res in results.items():
+        if name != base:
+            diff = compare(results[base]["records"], res["records"])
+            lines += [f"### {name} minus {base}", "", compare_table(diff, shots)]
+    return lines
 
 
 def training_table(adapters: dict) -> list[str]:
@@ -67,38 +117,31 @@ def training_table(adapters: dict) -> list[str]:
             f"{m.metrics['train_loss']:.3f} | {m.metrics['eval_loss']:.3f} |"
         )
     note = (
-        "*Mean NLL of every answer in held-back sequences of the training tasks, packed as the "
-        "variant packs them: many-shot sequences for all but zero-shot FT, whose sequences hold "
-        "one example each, so its number is not comparable with the others'."
+        "*Mean NLL of every answer in held-back natural-label sequences of the training tasks, "
+        "packed as the variant packs them: many-shot sequences for all but zero-shot FT, whose "
+        "sequences hold one example each, so its number is not comparable with the others'."
     )
     return [*lines, "", note, ""]
 
 
-def dedicated_table(dedicated: dict, shots_results: dict) -> list[str]:
-    lines = [
-        "| task | task-level LoRA, 0 shots | ManyICL adapter, max shots | base, max shots |",
-        "| --- | ---: | ---: | ---: |",
-    ]
-    for task, res in dedicated.items():
-
-        def score(results, shots, task=task):
-            row = next(
-                (r for r in results["scores"] if r["task"] == task and r["shots"] == shots), None
-            )
-            return "-" if row is None else f"{row['score']:.3f}"
-
-        lines.append(
-            f"| {task} | {score(res, 0)} | {score(shots_results[OURS], 'max')} | "
-            f"{score(shots_results['base (ICL only)'], 'max')} |"
-        )
-    return [*lines, ""]
+def _timing(results: dict) -> list[str]:
+    lines = [f"- {n}: {r['seconds'] / 60:.1f} min" for n, r in results.items() if r.get("seconds")]
+    return (
+        [
+            "Evaluation time per model (this run; a resumed run counts only its own part):",
+            "",
+            *lines,
+            "",
+        ]
+        if lines
+        else []
+    )
 
 
-def write_results(args, shots: dict, forgetting: dict, dedicated: dict, adapters: dict) -> None:
-    plots = args.out.parent / "results"
-    plots.mkdir(parents=True, exist_ok=True)
-    figure = plots / f"{args.out.stem.lower()}-shots.png"  # one plot per page
-    plot({n: r["scores"] for n, r in shots.items()}, figure, "held-out tasks: score vs shots")
+def write_results(args, stages: dict, adapters: dict) -> None:
+    ev = stages["eval"]
+    figures = args.out.parent / "results"
+    figures.mkdir(parents=True, exist_ok=True)
     lines = [
         "# Quality: many-shot in-context learning on held-out tasks",
         "",
@@ -106,36 +149,52 @@ def write_results(args, shots: dict, forgetting: dict, dedicated: dict, adapters
         f"Machine: {machine()}  ",
         f"Date: {today()}",
         "",
-        f"Model `{args.model}` (default: SmolLM2-135M-Instruct), mixture `{_shown(args.mixture)}`; "
-        f"every variant trains on the real tokens of {args.steps} all-targets steps of "
-        f"{args.grad_accum} micro-batches of up to {args.max_seq_len} tokens; "
-        f"evaluation: {args.eval_examples} examples per task, {args.seeds} demonstration "
-        f"seeds, context {args.max_context}. Scores: rank accuracy (multiple choice), ROUGE-L "
-        "or exact match (generation).",
+        f"Model `{args.model}`, mixture `{_shown(args.mixture)}`; every variant trains on the "
+        f"real tokens of {args.steps} all-targets steps of {args.grad_accum} micro-batches of up "
+        f"to {args.max_seq_len} tokens (lr {args.lr}, {args.schedule}, LoRA r={args.lora_r}). "
+        "Evaluation: `manyicl-eval` (standard preset unless stated), every model on the same "
+        "examples and demonstrations; `choice` tasks are scored by the choice the model ranks "
+        "first, the others by exact match or ROUGE-L. Differences are paired by example, with "
+        "95 % bootstrap intervals; **bold** marks a significant difference.",
         "",
-        "## Training",
+        "## Goals for the shipped adapter",
         "",
-        *training_table(adapters),
-        "## Mean held-out score vs shots",
-        "",
-        *mean_table(shots),
-        f"![score vs shots]({Path(figure).relative_to(args.out.parent)})",
-        "",
-        "## Per task, max shots",
-        "",
-        *task_table(shots, "max"),
-        "## Per task, 0 shots",
-        "",
-        *task_table(shots, 0),
+        *goals_table(stages),
     ]
-    if dedicated:
+    if adapters:
+        lines += ["## Training", "", *training_table(adapters)]
+    for group in ("natural", "remapped"):
+        figure = figures / f"{args.out.stem.lower()}-{group}.png"
+        if ev:
+            plot({n: r["scores"] for n, r in ev.items()}, figure, f"held-out, {group}", group)
+            lines += [f"## Mean held-out score, {group} labels", "", *means_table(ev, group)]
+            lines += [f"![{group}]({figure.relative_to(args.out.parent)})", ""]
+    lines += ["## Paired differences from the base", "", *differences(ev, BASE)]
+    if REFERENCE in ev and OURS in ev:
+        lines += ["## Paired differences from last-target FT", ""]
+        lines += differences({k: ev[k] for k in (REFERENCE, OURS)}, REFERENCE)
+    if ev:
+        lines += ["## Per task", ""]
+        for name, res in ev.items():
+            lines += [f"### {name}", "", table(res["scores"])]
+    if stages["forgetting"]:
+        lines += ["## Forgetting: zero-shot general tasks", ""]
         lines += [
-            "## Task-level LoRA (dedicated fine-tuning) vs one ManyICL adapter",
-            "",
-            *dedicated_table(dedicated, shots),
+            *means_table(stages["forgetting"], "natural"),
+            *differences(stages["forgetting"], BASE),
         ]
-    if forgetting:
-        lines += ["## Forgetting: zero-shot general tasks", "", *task_table(forgetting, 0)]
+    if stages["scaling"]:
+        figure = figures / f"{args.out.stem.lower()}-scaling.png"
+        curves = {n: r["scores"] for n, r in stages["scaling"].items()}
+        plot(curves, figure, "score vs shots, up to the full context", "natural")
+        lines += [
+            "## Scaling with shots, up to the full context",
+            "",
+            *means_table(stages["scaling"], "natural"),
+            f"![scaling]({figure.relative_to(args.out.parent)})",
+            "",
+        ]
+    lines += _timing(ev)
     args.out.write_text("\n".join([*lines, *_kept_analysis(args.out)]) + "\n")
 
 

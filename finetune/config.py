@@ -58,7 +58,10 @@ class FinetuneConfig:
     )
     lora_r: int = arg("LoRA rank", default=16)
     lora_alpha: int = arg("LoRA alpha", default=32)
-    lora_dropout: float = arg("LoRA dropout", default=0.05)
+    lora_dropout: float = arg(
+        "LoRA dropout (0: off; a random mask per adapted layer costs ~12 %% of a CPU step)",
+        default=0.0,
+    )
     lora_targets: str = arg(
         "modules to adapt: 'all-linear' or a comma list (q_proj,v_proj)", default="all-linear"
     )

@@ -16,7 +16,7 @@ from manyicl.prompting import (
 )
 from manyicl.serve.errors import bad_request, not_found
 from manyicl.serve.protocol import CompletionRequest, PromptInfo
-from manyicl.serve.registry import DemoSetRegistry, TokenizedDemoSet, tokenize_demo_set
+from manyicl.serve.registry import DemoSetRegistry, TokenizedDemoSet
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,7 @@ def _demo_set(
             )
         return entry
     if req.demonstrations is not None:
-        demos = DemoSet(examples=req.demonstrations, instruction=req.instruction)
-        return tokenize_demo_set(demos, fmt, tok)
+        return registry.inline(DemoSet(examples=req.demonstrations, instruction=req.instruction))
     return None
 
 

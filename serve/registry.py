@@ -12,6 +12,7 @@ import logging
 import os
 import tempfile
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,13 +58,32 @@ def tokenize_demo_set(
 
 
 class DemoSetRegistry:
-    """In memory for speed, on disk for restarts. Not thread-safe: use from one event loop."""
+    """In memory for speed, on disk for restarts. Not thread-safe: use from one event loop.
 
-    def __init__(self, folder: Path, fmt: PromptFormat, tok: Tokenizer):
+    Inline demonstrations (sent with each request) are tokenised once too: the last
+    `inline_cache` sets are kept by content id, so a client resending a set pays only a hash.
+    """
+
+    def __init__(self, folder: Path, fmt: PromptFormat, tok: Tokenizer, inline_cache: int = 256):
         self.folder, self.fmt, self.tok = folder, fmt, tok
         self.sets: dict[str, TokenizedDemoSet] = {}
+        self.inline_cache = inline_cache
+        self._inline: OrderedDict[str, TokenizedDemoSet] = OrderedDict()
         folder.mkdir(parents=True, exist_ok=True)
         self._load_all()
+
+    def inline(self, demos: DemoSet) -> TokenizedDemoSet:
+        """The tokenised form of a request's inline set: a registered or recently seen set of
+        the same content is reused, not tokenised again."""
+        set_id = demo_set_id(demos, self.fmt, self.tok.fingerprint)
+        entry = self.sets.get(set_id) or self._inline.get(set_id)
+        if entry is None:
+            entry = tokenize_demo_set(demos, self.fmt, self.tok)
+        self._inline[set_id] = entry
+        self._inline.move_to_end(set_id)
+        while len(self._inline) > self.inline_cache:
+            self._inline.popitem(last=False)
+        return entry
 
     def _load_all(self) -> None:
         for path in sorted(self.folder.glob("ds-*.json")):

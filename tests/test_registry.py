@@ -46,3 +46,19 @@ def test_what_a_crash_leaves_behind_is_skipped_not_fatal(tmp_path):
     foreign.rename(tmp_path / foreign.name)  # a set registered under another format
     reloaded = DemoSetRegistry(tmp_path, PLAIN, tok)
     assert list(reloaded.sets) == [entry.id]
+
+
+def test_inline_sets_are_tokenised_once_and_the_cache_is_bounded(tmp_path):
+    tok = CharTokenizer()
+    reg = DemoSetRegistry(tmp_path, PLAIN, tok, inline_cache=2)
+    first = reg.inline(_set(3))
+    calls = len(tok.calls)
+    assert reg.inline(_set(3)) is first and len(tok.calls) == calls  # a hash, no tokenising
+    registered, _ = reg.add(_set(5))
+    assert reg.inline(_set(5)) is registered  # a registered set of the same content
+    reg.inline(_set(6))
+    reg.inline(_set(7))  # evicts the least recently used: set 3
+    calls = len(tok.calls)
+    again = reg.inline(_set(3))
+    assert again.examples == first.examples and len(tok.calls) > calls
+    assert len(reg) == 1  # inline sets are never registered
