@@ -174,16 +174,21 @@ def run(cfg: EvalConfig) -> dict:
     engine = None
     started = time.perf_counter()
     units = [(t, k) for t in suite for k in cfg.shot_list if not (t.remap and k == 0)]
-    for task, shots in tqdm(units, desc="evaluating", unit="cell"):
-        room, generate = task_budget(task, fmt, tok, cfg.max_context, cfg.max_new_tokens)
-        todo = [c for c in cells_for(task, shots, cfg.seeds, fmt, tok, room) if c.key not in done]
-        if not todo:
-            continue
-        engine = engine or EvalEngine.start(model_path, cfg.adapter, _engine_config(cfg))
-        for record in score_cells(engine, todo, fmt, tok, generate):
-            done[(record["task"], record["shots"], record["seed"])] = record
-            with records_path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
+    try:
+        for task, shots in tqdm(units, desc="evaluating", unit="cell"):
+            room, generate = task_budget(task, fmt, tok, cfg.max_context, cfg.max_new_tokens)
+            todo = cells_for(task, shots, cfg.seeds, fmt, tok, room)
+            todo = [c for c in todo if c.key not in done]
+            if not todo:
+                continue
+            engine = engine or EvalEngine.start(model_path, cfg.adapter, _engine_config(cfg))
+            for record in score_cells(engine, todo, fmt, tok, generate):
+                done[(record["task"], record["shots"], record["seed"])] = record
+                with records_path.open("a") as f:
+                    f.write(json.dumps(record) + "\n")
+    finally:
+        if engine is not None:
+            engine.close()
     keys = {(t.name, shots_label(k)) for t, k in units}
     records = [r for r in done.values() if (r["task"], r["shots"]) in keys]
     rows = aggregate(records)
@@ -240,7 +245,11 @@ def main(argv: list[str] | None = None) -> None:
 
         return compare_main(argv[1:])
     cfg = parse_config(argv)
-    result = run(cfg)
+    try:
+        result = run(cfg)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"manyicl-eval: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     print((cfg.out / "results.md").read_text())
     print(f"written to {cfg.out}/ ({len(result['records'])} records, {result['seconds']:.0f} s)")
 

@@ -76,6 +76,11 @@ class EvalEngine:
         )
         return cls(llm)
 
+    def close(self) -> None:
+        """Stop the engine's processes now (not at interpreter exit, when vLLM's own hooks log
+        into closed streams)."""
+        self.llm.llm_engine.engine_core.shutdown()
+
     def _run(self, prompts: Sequence[Sequence[int]], params) -> list:
         from vllm.inputs import TokensPrompt
 

@@ -183,8 +183,9 @@ def test_compare_reports_tasks_and_group_means():
 def _jsonl_tasks(tmp_path) -> str:
     rows = [{"input": f"item {i}", "output": "even" if i % 2 == 0 else "odd"} for i in range(60)]
     (tmp_path / "parity.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    copy = [{"input": f"say {w}", "output": w} for w in "ab cd ef gh ij kl mn op qr st".split()]
-    (tmp_path / "copy.jsonl").write_text("".join(json.dumps(r) + "\n" for r in copy * 3))
+    words = [a + b for a in "bcdfg" for b in "aeiou"]  # 25 distinct outputs: a generation task
+    copy = [{"input": f"say {w}", "output": w} for w in words]
+    (tmp_path / "copy.jsonl").write_text("".join(json.dumps(r) + "\n" for r in copy))
     return f"{tmp_path}/parity.jsonl,{tmp_path}/copy.jsonl"
 
 
