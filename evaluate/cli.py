@@ -152,11 +152,6 @@ def _config_json(cfg: EvalConfig) -> dict:
 
 def run(cfg: EvalConfig) -> dict:
     """The whole sweep (resuming from records.jsonl); writes results.json/.md and scores.png."""
-    from tqdm import tqdm
-
-    from manyicl.evaluate.engine import EvalEngine
-    from manyicl.evaluate.report import aggregate, plot, table
-    from manyicl.evaluate.runner import cells_for, score_cells, shots_label, task_budget
     from manyicl.evaluate.suite import build_suite
     from manyicl.finetune.setup import load_format
     from manyicl.manifest import read_manifest
@@ -169,11 +164,22 @@ def run(cfg: EvalConfig) -> dict:
     tok = HFTokenizer.from_pretrained(model_path)
     fmt = manifest.prompt_format if manifest else load_format(cfg.prompt_format, tok.hf)
     suite = build_suite(load_tasks(cfg.tasks), cfg.eval_examples, cfg.remap_kinds)
-    records_path = cfg.out / "records.jsonl"
-    done = _done(records_path)
-    engine = None
-    started = time.perf_counter()
     units = [(t, k) for t in suite for k in cfg.shot_list if not (t.remap and k == 0)]
+    started = time.perf_counter()
+    done = _score(cfg, units, model_path, tok, fmt)
+    return _write(cfg, units, done, model_path, time.perf_counter() - started)
+
+
+def _score(cfg: EvalConfig, units, model_path: str, tok, fmt) -> dict[tuple, dict]:
+    """Score every (task, shots) unit's cells not in records.jsonl yet, appending each record
+    as it is done; the engine starts only if something is left to score."""
+    from tqdm import tqdm
+
+    from manyicl.evaluate.engine import EvalEngine
+    from manyicl.evaluate.runner import cells_for, score_cells, task_budget
+
+    records_path = cfg.out / "records.jsonl"
+    done, engine = _done(records_path), None
     try:
         for task, shots in tqdm(units, desc="evaluating", unit="cell"):
             room, generate = task_budget(task, fmt, tok, cfg.max_context, cfg.max_new_tokens)
@@ -182,13 +188,26 @@ def run(cfg: EvalConfig) -> dict:
             if not todo:
                 continue
             engine = engine or EvalEngine.start(model_path, cfg.adapter, _engine_config(cfg))
-            for record in score_cells(engine, todo, fmt, tok, generate):
+            started = time.perf_counter()
+            records = score_cells(engine, todo, fmt, tok, generate)
+            for record in records:  # the batch's time, shared by its cells
+                record["seconds"] = round((time.perf_counter() - started) / len(records), 2)
                 done[(record["task"], record["shots"], record["seed"])] = record
                 with records_path.open("a") as f:
                     f.write(json.dumps(record) + "\n")
     finally:
         if engine is not None:
             engine.close()
+    return done
+
+
+def _write(cfg: EvalConfig, units, done: dict, model_path: str, wall: float) -> dict:
+    """results.json (every record of this config's cells, and the aggregate), results.md and
+    scores.png. `seconds` is the scoring time of every cell, summed over resumed runs (engine
+    start-up excluded); `wall_seconds` this invocation's wall time."""
+    from manyicl.evaluate.report import aggregate, plot, table
+    from manyicl.evaluate.runner import shots_label
+
     keys = {(t.name, shots_label(k)) for t, k in units}
     records = [r for r in done.values() if (r["task"], r["shots"]) in keys]
     rows = aggregate(records)
@@ -198,7 +217,8 @@ def run(cfg: EvalConfig) -> dict:
         "model": model_path,
         "adapter": cfg.adapter and str(cfg.adapter),
         "config": _config_json(cfg),
-        "seconds": round(time.perf_counter() - started, 1),
+        "seconds": round(sum(r.get("seconds", 0) for r in records), 1),
+        "wall_seconds": round(wall, 1),
         "records": records,
         "scores": rows,
     }
