@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
 import sys
 import uuid
@@ -90,15 +91,28 @@ def build_scheduler(cfg: ServeConfig, engine, registry, metrics):
     return DemoSetScheduler(queue, observe)
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread as KeyboardInterrupt is for SIGINT (a BaseException,
+    so that no `except Exception` on the way swallows it)."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> None:
     cfg, engine_args = parse_config(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # uvicorn drains on SIGTERM, restores the handler it found and raises the signal again. With
+    # the default handler that kills the process before `serve` can shut the engine down
+    # (orphaning its processes); with this one the signal unwinds `serve` as Ctrl-C does.
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         asyncio.run(serve(cfg, engine_args))
     except (FileNotFoundError, ValueError) as e:
         print(f"manyicl-serve: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated):
         pass
 
 

@@ -1,0 +1,52 @@
+"""Stopping the server: SIGTERM (what systemd and supervisors send) and SIGINT (Ctrl-C) both
+stop it with exit status 0 and leave none of the engine processes it started."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import httpx
+import psutil
+import pytest
+from serverproc import API_KEY, manyicl_server
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_the_server_and_every_engine_process(tmp_path, smollm2_dir, sig):
+    server = manyicl_server(
+        [
+            "--model",
+            smollm2_dir,
+            "--max-model-len",
+            "1024",
+            "--enforce-eager",
+            "--kv-cache-memory-bytes",
+            str(256 << 20),
+            "--demo-set-dir",
+            str(tmp_path / "sets"),
+        ],
+        tmp_path / "server.log",
+    )
+    server.start()
+    try:
+        descendants = psutil.Process(server.pid).children(recursive=True)
+        assert descendants, "the engine runs in child processes"
+        in_flight = threading.Thread(target=_long_request, args=(server.url,), daemon=True)
+        in_flight.start()
+        server.proc.send_signal(sig)
+        assert server.proc.wait(timeout=120) == 0, server.log.read_text()[-2000:]
+        gone, alive = psutil.wait_procs(descendants, timeout=30)
+        assert not alive, f"left running: {[(p.pid, p.name()) for p in alive]}"
+    finally:
+        server.stop()
+
+
+def _long_request(url: str) -> None:
+    body = {"model": "smollm2-135m-instruct-0.1.2-bf16", "prompt": "Once", "max_tokens": 200}
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    try:
+        httpx.post(url + "/v1/completions", json=body, headers=headers, timeout=120)
+    except httpx.HTTPError:
+        pass  # the server may close the connection: this test is about its processes
