@@ -9,6 +9,7 @@ its natural task, under its own labels.
 
 from __future__ import annotations
 
+import itertools
 import random
 import statistics
 from collections.abc import Sequence
@@ -81,12 +82,34 @@ def answer_ids(fmt: PromptFormat, tok: HFTokenizer, text: str) -> list[int]:
 def task_budget(
     task: EvalTask, fmt: PromptFormat, tok: HFTokenizer, max_context: int, max_new: int
 ) -> tuple[int, int]:
-    """(room for the demo block, tokens to generate): the longest query and answer must fit."""
+    """(room for the demo block, tokens to generate): the longest query and answer must fit.
+
+    A choice task generates only as deep as its choices share tokens (usually 1 token): the
+    log-probabilities along those tokens rank the choices, and the rest of the answer would
+    change nothing. A generation task generates up to its longest answer and 2 tokens more.
+    """
     examples = [*task.pool, *task.evals]
     longest_query = max(len(tokenize_query(fmt, tok, e.input)) for e in task.evals)
-    longest_answer = max(len(answer_ids(fmt, tok, c)) for e in examples for c in _answers(e))
-    generate = min(max_new, longest_answer + 2)
+    answers = [[answer_ids(fmt, tok, c) for c in _answers(e)] for e in examples]
+    longest_answer = max(len(a) for choices in answers for a in choices)
+    if task.metric == "choice":
+        generate = max(decision_depth(choices) for choices in answers)
+    else:
+        generate = min(max_new, longest_answer + 2)
     return max_context - longest_query - max(generate, longest_answer), generate
+
+
+def decision_depth(choices: Sequence[Sequence[int]]) -> int:
+    """Tokens to generate before the choices are told apart: 1 + their longest shared prefix."""
+    pairs = itertools.combinations({tuple(c) for c in choices}, 2)
+    return 1 + max((_shared_prefix(a, b) for a, b in pairs), default=0)
+
+
+def _shared_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
 
 
 def _answers(ex: TaskExample) -> Sequence[str]:
@@ -124,21 +147,19 @@ def score_cells(
     records, i = [], 0
     for c in cells:
         n = len(c.queries)
-        answers = [first_answer(x.text, fmt.stop) for x in completions[i : i + n]]
-        em = [exact_match(a, e.output) for a, e in zip(answers, c.evals, strict=True)]
         if picks is not None:
             chosen = zip(picks[i : i + n], c.evals, strict=True)
-            primary = [float(e.choices[p] == e.output) for p, e in chosen]
-        elif c.task.metric == "rouge":
-            primary = [rouge_l(a, e.output) for a, e in zip(answers, c.evals, strict=True)]
+            records.append(_record(c, [float(e.choices[p] == e.output) for p, e in chosen]))
         else:
-            primary = em
-        records.append(_record(c, primary, em))
+            answers = [first_answer(x.text, fmt.stop) for x in completions[i : i + n]]
+            score = rouge_l if c.task.metric == "rouge" else exact_match
+            pairs = zip(answers, c.evals, strict=True)
+            records.append(_record(c, [score(a, e.output) for a, e in pairs]))
         i += n
     return records
 
 
-def _record(c: Cell, primary: list[float], em: list[float]) -> dict:
+def _record(c: Cell, scores: list[float]) -> dict:
     return {
         "task": c.task.name,
         "base": c.task.base,
@@ -148,9 +169,8 @@ def _record(c: Cell, primary: list[float], em: list[float]) -> dict:
         "seed": c.seed,
         "shots_used": len(c.demos),
         "prefix_tokens": len(c.block),
-        "score": statistics.fmean(primary),
-        "scores": primary,
-        "exact_match": em,
+        "score": statistics.fmean(scores),
+        "scores": scores,  # each evaluation example's, in order
     }
 
 

@@ -81,6 +81,23 @@ def test_pick_choice_table(choices, known, want):
     assert pick_choice(choices, known) == want
 
 
+# choices -> tokens to generate before they are told apart
+DEPTH_TABLE = [
+    ([[5, 9], [6, 9]], 1),
+    (_SEARCH, 2),
+    ([[4, 4, 1], [4, 4, 2], [3]], 3),
+    ([[3, 9], [3, 9]], 1),  # duplicates: nothing to tell apart
+    ([[3, 9]], 1),
+]
+
+
+@pytest.mark.parametrize("choices,want", DEPTH_TABLE)
+def test_decision_depth_table(choices, want):
+    from manyicl.evaluate.runner import decision_depth
+
+    assert decision_depth(choices) == want
+
+
 # counts per label, n -> quota per label (largest remainders, ties by label)
 QUOTA_TABLE = [
     ({"a": 50, "b": 50}, 10, {"a": 5, "b": 5}),
