@@ -228,3 +228,17 @@ def test_health_reports_a_dead_engine(server):
     assert r.status_code >= 500 and "error" in r.json()
     server.stop()
     server.start()  # leave a working server for whatever runs next
+
+
+def test_every_metric_of_the_grafana_dashboard_is_served(http, client):
+    """docs/grafana/manyicl.json queries only metrics /metrics exports."""
+    import json
+    import re
+    from pathlib import Path
+
+    _many_shot(client)  # labelled series (per route, per demo set) exist once used
+    dashboard = Path(__file__).parents[1] / "docs" / "grafana" / "manyicl.json"
+    exprs = [t["expr"] for p in json.loads(dashboard.read_text())["panels"] for t in p["targets"]]
+    wanted = {m for e in exprs for m in re.findall(r"\b(?:manyicl_|vllm:)[a-z_:]+", e)}
+    served = {name.split("{")[0] for name in _metrics(http)}
+    assert wanted and wanted <= served, sorted(wanted - served)
