@@ -171,34 +171,63 @@ def run(cfg: EvalConfig) -> dict:
 
 
 def _score(cfg: EvalConfig, units, model_path: str, tok, fmt) -> dict[tuple, dict]:
-    """Score every (task, shots) unit's cells not in records.jsonl yet, appending each record
-    as it is done; the engine starts only if something is left to score."""
+    """Score every (task, shots) unit's cells that records.jsonl does not hold yet."""
     from tqdm import tqdm
 
-    from manyicl.evaluate.engine import EvalEngine
-    from manyicl.evaluate.runner import cells_for, score_cells, task_budget
-
-    records_path = cfg.out / "records.jsonl"
-    done, engine = _done(records_path), None
+    sweep = _Sweep(cfg, model_path, tok, fmt)
     try:
         for task, shots in tqdm(units, desc="evaluating", unit="cell"):
-            room, generate = task_budget(task, fmt, tok, cfg.max_context, cfg.max_new_tokens)
-            todo = cells_for(task, shots, cfg.seeds, fmt, tok, room)
-            todo = [c for c in todo if c.key not in done]
-            if not todo:
-                continue
-            engine = engine or EvalEngine.start(model_path, cfg.adapter, _engine_config(cfg))
-            started = time.perf_counter()
-            records = score_cells(engine, todo, fmt, tok, generate)
-            for record in records:  # the batch's time, shared by its cells
-                record["seconds"] = round((time.perf_counter() - started) / len(records), 2)
-                done[(record["task"], record["shots"], record["seed"])] = record
-                with records_path.open("a") as f:
-                    f.write(json.dumps(record) + "\n")
+            sweep.score(task, shots)
     finally:
-        if engine is not None:
-            engine.close()
-    return done
+        sweep.close()
+    return sweep.done
+
+
+class _Sweep:
+    """Appends each record to records.jsonl as it is scored. A shot count beyond what fits
+    gives the very block of `max`: such a cell is scored once. The engine starts only if
+    something is left to score."""
+
+    def __init__(self, cfg: EvalConfig, model_path: str, tok, fmt):
+        self.cfg, self.model_path, self.tok, self.fmt = cfg, model_path, tok, fmt
+        self.path = cfg.out / "records.jsonl"
+        self.done = _done(self.path)
+        self.by_block = {(r["task"], r["seed"], r["block_hash"]): r for r in self.done.values()}
+        self.engine = None
+
+    def score(self, task, shots: int | None) -> None:
+        from manyicl.evaluate.runner import cells_for, score_cells, task_budget
+
+        cfg, tok, fmt = self.cfg, self.tok, self.fmt
+        room, generate = task_budget(task, fmt, tok, cfg.max_context, cfg.max_new_tokens)
+        cells = cells_for(task, shots, cfg.seeds, fmt, tok, room)
+        cells = [c for c in cells if c.key not in self.done]
+        same = {c.key: self.by_block.get((c.task.name, c.seed, c.block_hash)) for c in cells}
+        records = [{**same[c.key], "shots": c.key[1], "seconds": 0} for c in cells if same[c.key]]
+        todo = [c for c in cells if same[c.key] is None]
+        if todo:
+            started = time.perf_counter()
+            scored = score_cells(self._engine(), todo, fmt, tok, generate)
+            for record in scored:  # the batch's time, shared by its cells
+                record["seconds"] = round((time.perf_counter() - started) / len(scored), 2)
+            records += scored
+        for r in records:
+            self.done[(r["task"], r["shots"], r["seed"])] = r
+            self.by_block[(r["task"], r["seed"], r["block_hash"])] = r
+            with self.path.open("a") as f:
+                f.write(json.dumps(r) + "\n")
+
+    def _engine(self):
+        from manyicl.evaluate.engine import EvalEngine
+
+        if self.engine is None:
+            adapter = self.cfg.adapter
+            self.engine = EvalEngine.start(self.model_path, adapter, _engine_config(self.cfg))
+        return self.engine
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
 
 
 def _write(cfg: EvalConfig, units, done: dict, model_path: str, wall: float) -> dict:

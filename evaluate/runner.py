@@ -9,7 +9,9 @@ its natural task, under its own labels.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import random
 import statistics
 from collections.abc import Sequence
@@ -47,6 +49,11 @@ class Cell:
     @property
     def key(self) -> tuple[str, str, int]:
         return (self.task.name, shots_label(self.shots), self.seed)
+
+    @property
+    def block_hash(self) -> str:
+        """Identifies the demo block: two cells with the same block score the same."""
+        return hashlib.sha256(json.dumps(self.block).encode()).hexdigest()[:16]
 
 
 def shots_label(shots: int | None) -> str:
@@ -169,6 +176,7 @@ def _record(c: Cell, scores: list[float]) -> dict:
         "seed": c.seed,
         "shots_used": len(c.demos),
         "prefix_tokens": len(c.block),
+        "block_hash": c.block_hash,
         "score": statistics.fmean(scores),
         "scores": scores,  # each evaluation example's, in order
     }

@@ -212,7 +212,7 @@ def test_end_to_end_eval_on_vllm_resumes_and_compares(tmp_path, smollm2_dir):
     from manyicl.evaluate.compare import load_result, report
 
     argv = ["--out", str(tmp_path / "a"), "--model", smollm2_dir, "--preset", "quick"]
-    argv += ["--tasks", _jsonl_tasks(tmp_path), "--shots", "0,4,max", "--seeds", "2"]
+    argv += ["--tasks", _jsonl_tasks(tmp_path), "--shots", "0,4,500,max", "--seeds", "2"]
     argv += ["--eval-examples", "8", "--max-context", "512", "--block-size", "32"]
     cfg = parse_config(argv)
     assert cfg.enforce_eager and cfg.remap == "words"  # from the preset; flags win over it
@@ -222,7 +222,7 @@ def test_end_to_end_eval_on_vllm_resumes_and_compares(tmp_path, smollm2_dir):
     want |= {
         (t, s, seed)
         for t in ("parity", "copy", "parity~words")
-        for s in ("4", "max")
+        for s in ("4", "500", "max")
         for seed in (0, 1)
     }
     assert cells == want
@@ -232,6 +232,9 @@ def test_end_to_end_eval_on_vllm_resumes_and_compares(tmp_path, smollm2_dir):
         by[("parity", "max", 0)]["shots_used"] > 4
         and by[("parity", "max", 0)]["prefix_tokens"] <= 512
     )
+    # 500 shots do not fit in 512 tokens: the cell is the `max` one, scored once.
+    assert by[("parity", "500", 1)]["scores"] == by[("parity", "max", 1)]["scores"]
+    assert by[("parity", "500", 1)]["seconds"] == 0 < by[("parity", "max", 1)]["seconds"]
     # Many shots of a label-only task: the model copies the pattern well above chance.
     assert by[("copy", "max", 0)]["score"] >= 0.75
     assert (tmp_path / "a" / "scores.png").stat().st_size > 1000
