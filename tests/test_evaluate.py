@@ -233,8 +233,9 @@ def test_end_to_end_eval_on_vllm_resumes_and_compares(tmp_path, smollm2_dir):
         and by[("parity", "max", 0)]["prefix_tokens"] <= 512
     )
     # 500 shots do not fit in 512 tokens: the cell is the `max` one, scored once.
-    assert by[("parity", "500", 1)]["scores"] == by[("parity", "max", 1)]["scores"]
-    assert by[("parity", "500", 1)]["seconds"] == 0 < by[("parity", "max", 1)]["seconds"]
+    many, most = by[("parity", "500", 1)], by[("parity", "max", 1)]
+    assert many["scores"] == most["scores"] and many["block_hash"] == most["block_hash"]
+    assert most["seconds"] == 0 < many["seconds"]  # 500 came first; max is its copy
     # Many shots of a label-only task: the model copies the pattern well above chance.
     assert by[("copy", "max", 0)]["score"] >= 0.75
     assert (tmp_path / "a" / "scores.png").stat().st_size > 1000
