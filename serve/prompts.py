@@ -124,13 +124,14 @@ def _plain(
     req: CompletionRequest,
     max_model_len: int,
 ) -> PreparedPrompt:
-    if isinstance(prompt, str):
-        ids = tok.hf.encode(prompt)  # like vLLM: the tokenizer's own special tokens (BOS)
+    if isinstance(prompt, str):  # like vLLM: the tokenizer's own special tokens (BOS)
+        ids = tok.hf.encode(prompt, add_special_tokens=req.add_special_tokens)
     else:
         ids = list(prompt)
         vocab = len(tok.hf)
         if not ids or any(not 0 <= t < vocab for t in ids):
             raise bad_request(f"prompt {index}: token ids must be in [0, {vocab})", "prompt")
+    ids = truncate(ids, req.truncate_prompt_tokens, req.truncation_side, max_model_len)
     if len(ids) + _reserve(req) > max_model_len:
         raise bad_request(
             f"prompt {index}: {len(ids)} prompt tokens + {_reserve(req)} to "
@@ -139,3 +140,14 @@ def _plain(
             "context_length_exceeded",
         )
     return PreparedPrompt(ids, PromptInfo(index=index), False)
+
+
+def truncate(ids: list[int], keep: int | None, side: str | None, max_model_len: int) -> list[int]:
+    """vLLM's `truncate_prompt_tokens`: keep `keep` tokens (-1: the context length), the last
+    ones (side `left`, the default) or the first ones (`right`)."""
+    if keep is None:
+        return ids
+    keep = max_model_len if keep == -1 else keep
+    if len(ids) <= keep:
+        return ids
+    return ids[:keep] if side == "right" else ids[len(ids) - keep :]

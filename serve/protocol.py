@@ -39,8 +39,35 @@ class ErrorResponse(OpenAIModel):
 # ----- /v1/completions request --------------------------------------------------------------
 
 
+XArg = StrictStr | StrictInt | float  # a value of vLLM's `vllm_xargs`
+
+
 class StreamOptions(RequestModel):
     include_usage: StrictBool = False
+
+
+class JSONSchema(RequestModel):
+    name: StrictStr = "response"
+    description: StrictStr | None = None
+    schema_: dict = Field(default_factory=dict, alias="schema")
+    strict: StrictBool | None = None
+
+
+class ResponseFormat(RequestModel):
+    """vLLM's `response_format`: text, json_object, or json_schema."""
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JSONSchema | None = None
+
+
+class StructuredOutputs(RequestModel):
+    """vLLM's `structured_outputs`: exactly one constraint on the generated text."""
+
+    json_: dict | StrictStr | None = Field(None, alias="json")
+    regex: StrictStr | None = None
+    choice: list[StrictStr] | None = None
+    grammar: StrictStr | None = None
+    json_object: StrictBool | None = None
 
 
 class CompletionRequest(RequestModel):
@@ -76,6 +103,39 @@ class CompletionRequest(RequestModel):
     shot_policy: ShotPolicy = ShotPolicy.FIRST  # which demonstrations when not all fit
     shot_seed: StrictInt = 0  # seed of the `random` shot policy
     return_token_ids: StrictBool = False  # echo the prompt token ids the engine received
+
+    # vLLM's own sampling and request fields, as vLLM's OpenAI server accepts them, so that
+    # clients written for vLLM work unchanged. Those this server cannot honour are refused
+    # with a 400 naming the field (see ManyICLEngine.sampling_params).
+    use_beam_search: StrictBool = False
+    top_k: StrictInt | None = None  # 0 or -1: off
+    min_p: float | None = Field(None, ge=0.0, le=1.0)
+    repetition_penalty: float | None = Field(None, gt=0.0)
+    length_penalty: float = 1.0  # beam search only
+    stop_token_ids: list[StrictInt] | None = None
+    include_stop_str_in_output: StrictBool = False
+    ignore_eos: StrictBool = False
+    min_tokens: StrictInt = Field(0, ge=0)
+    skip_special_tokens: StrictBool = True
+    spaces_between_special_tokens: StrictBool = True
+    truncate_prompt_tokens: StrictInt | None = Field(None, ge=-1)
+    truncation_side: Literal["left", "right"] | None = None
+    allowed_token_ids: list[StrictInt] | None = None
+    prompt_logprobs: StrictInt | None = Field(None, ge=0)
+    logprob_token_ids: list[StrictInt] | None = None
+    bad_words: list[StrictStr] = []
+    add_special_tokens: StrictBool = True
+    response_format: ResponseFormat | None = None
+    structured_outputs: StructuredOutputs | None = None
+    priority: StrictInt = 0
+    request_id: StrictStr | None = None
+    session_id: StrictStr | None = None
+    return_tokens_as_token_ids: StrictBool | None = None
+    cache_salt: StrictStr | None = Field(None, min_length=1, max_length=1024)
+    vllm_xargs: dict[str, XArg | list[XArg]] | None = None
+    watermarking: StrictBool | None = None
+    kv_transfer_params: dict | None = None
+    stream_interval: StrictInt | None = Field(None, ge=1)
     # --- end of extensions ----------------------------------------------------------------
 
 
@@ -83,10 +143,18 @@ class CompletionRequest(RequestModel):
 
 
 class CompletionLogprobs(OpenAIModel):
-    tokens: list[str] = []
-    token_logprobs: list[float | None] = []
-    top_logprobs: list[dict[str, float] | None] = []
-    text_offset: list[int] = []
+    tokens: list[str] = Field(default_factory=list)
+    token_logprobs: list[float | None] = Field(default_factory=list)
+    top_logprobs: list[dict[str, float] | None] = Field(default_factory=list)
+    text_offset: list[int] = Field(default_factory=list)
+
+
+class PromptLogprob(OpenAIModel):
+    """One entry of vLLM's `prompt_logprobs` (keyed by token id)."""
+
+    logprob: float
+    rank: int | None = None
+    decoded_token: str | None = None
 
 
 class CompletionChoice(OpenAIModel):
@@ -94,6 +162,9 @@ class CompletionChoice(OpenAIModel):
     index: int
     logprobs: CompletionLogprobs | None = None
     finish_reason: Literal["stop", "length"] | None = None
+    # vLLM's extension: per prompt token, its log-probability and the top ones (with
+    # `prompt_logprobs`; the first token has none)
+    prompt_logprobs: list[dict[str, PromptLogprob] | None] | None = None
 
 
 class PromptTokensDetails(OpenAIModel):

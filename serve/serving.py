@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 
 from vllm.outputs import RequestOutput
 
+from manyicl.serve.choices import build_choice
 from manyicl.serve.engine import ManyICLEngine, ServedModel
 from manyicl.serve.errors import APIError
 from manyicl.serve.metrics import ServerMetrics
 from manyicl.serve.prompts import PreparedPrompt, prepare_prompts
 from manyicl.serve.protocol import (
     CompletionChoice,
-    CompletionLogprobs,
     CompletionRequest,
     CompletionResponse,
     ManyICLInfo,
@@ -47,6 +47,8 @@ class CompletionService:
             self.engine.sampling_params(req, len(p.token_ids), p.uses_demos, req.stream)
             for p in prompts
         ]
+        for p in params:
+            self.engine.check(p)
         info = ManyICLInfo(demo_set=req.demo_set, prompts=[p.info for p in prompts])
         run = _Run(self, req, model, prompts, params, info)
         return run.stream() if req.stream else await run.full()
@@ -66,14 +68,19 @@ class _Run:
     ):
         self.s, self.req, self.model = service, req, model
         self.prompts, self.params, self.info = prompts, params, info
-        self.id = f"cmpl-{uuid.uuid4().hex}"
+        self.id = f"cmpl-{req.request_id or uuid.uuid4().hex}"
+        self.engine_id = f"{self.id}-{uuid.uuid4().hex[:8]}"  # unique even if request_id is not
         self.started = time.perf_counter()
 
     async def _outputs(self, i: int) -> AsyncIterator[RequestOutput]:
         """Engine outputs of prompt i, once the scheduler admits it (at once without one)."""
         prompt = self.prompts[i]
         generate = self.s.engine.generate(
-            prompt.token_ids, self.params[i], f"{self.id}-{i}", self.model
+            prompt.token_ids,
+            self.params[i],
+            f"{self.engine_id}-{i}",
+            self.model,
+            self.req.cache_salt,
         )
         if self.s.scheduler is None:
             async for out in generate:
@@ -97,11 +104,9 @@ class _Run:
         finally:
             self.s.metrics.running.dec()
         choices = [
-            self._choice(i, o, o.text, o.token_ids, o.logprobs, first=True)
-            for i, out in enumerate(outs)
-            for o in out.outputs
+            self._choice(i, out, o, first=True) for i, out in enumerate(outs) for o in out.outputs
         ]
-        self._record(outs, sum(len(o.token_ids) for out in outs for o in out.outputs))
+        self._record(outs, self._generated(outs))
         return CompletionResponse(
             id=self.id,
             model=self.model.name,
@@ -151,7 +156,7 @@ class _Run:
                 chunk = CompletionResponse(
                     id=self.id,
                     model=self.model.name,
-                    choices=[self._choice(i, o, o.text, o.token_ids, o.logprobs, first)],
+                    choices=[self._choice(i, out, o, first)],
                     manyicl=self.info if first_chunk else None,
                 )
                 first_chunk = False
@@ -163,25 +168,22 @@ class _Run:
             yield f"data: {chunk.model_dump_json()}\n\n"
         yield "data: [DONE]\n\n"
 
-    def _choice(self, i: int, o, text: str, token_ids, logprobs, first: bool) -> CompletionChoice:
-        prompt_text = ""
-        if self.req.echo and first:
-            prompt_text = self.s.engine.tok.decode(self.prompts[i].token_ids)
-        lp = None
-        if self.req.logprobs is not None:
-            lp = _logprobs(token_ids, logprobs or [], self.req.logprobs, len(prompt_text))
-        return CompletionChoice(
-            text=prompt_text + text,
-            index=i * self.req.n + o.index,
-            logprobs=lp,
-            finish_reason=_finish(o.finish_reason),
-        )
+    def _choice(self, i: int, out, o, first: bool) -> CompletionChoice:
+        index = i * self.req.n + o.index
+        tok = self.s.engine.tok
+        return build_choice(self.req, index, out, o, self.prompts[i].token_ids, first, tok.decode)
+
+    def _generated(self, outs) -> int:
+        """Tokens generated (none for echo with max_tokens 0: its one token is dropped)."""
+        if self.req.echo and self.req.max_tokens == 0:
+            return 0
+        return sum(len(o.token_ids) for out in outs if out is not None for o in out.outputs)
 
     def _usage(self, outs, choices=None, generated: int | None = None) -> Usage:
         prompt = sum(len(p.token_ids) for p in self.prompts)
         cached = sum(out.num_cached_tokens or 0 for out in outs if out is not None)
         if generated is None:
-            generated = sum(len(o.token_ids) for out in outs for o in out.outputs)
+            generated = self._generated(outs)
         return Usage(
             prompt_tokens=prompt,
             completion_tokens=generated,
@@ -209,25 +211,6 @@ class _Run:
                 m.ttft.observe(out.metrics.first_token_latency)
         m.generation_tokens.inc(generated)
         m.latency.observe(time.perf_counter() - self.started)
-
-
-def _finish(reason: str | None) -> str | None:
-    return None if reason is None else ("length" if reason == "length" else "stop")
-
-
-def _logprobs(token_ids, logprobs, top_k: int, offset: int) -> CompletionLogprobs:
-    """vLLM's per-token logprob dicts -> OpenAI's completions logprobs object."""
-    result = CompletionLogprobs()
-    for tid, entries in zip(token_ids, logprobs, strict=False):
-        chosen = entries[tid]
-        token = chosen.decoded_token or ""
-        result.tokens.append(token)
-        result.token_logprobs.append(chosen.logprob)
-        ranked = sorted(entries.values(), key=lambda e: e.rank or 0)[:top_k]
-        result.top_logprobs.append({e.decoded_token or "": e.logprob for e in ranked})
-        result.text_offset.append(offset)
-        offset += len(token)
-    return result
 
 
 def _sse_error(err: APIError) -> str:
