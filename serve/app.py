@@ -5,6 +5,8 @@ app = create_app(engine, registry, metrics, api_key=None)
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import logging
 import time
@@ -63,10 +65,26 @@ def _completion_routes(app: FastAPI, service: CompletionService) -> None:
     @app.post("/v1/completions")
     async def completions(request: Request):
         req = await _parse(request, CompletionRequest)
-        result = await service.create(req)
+        result = await cancel_on_disconnect(request, service.create(req))
+        if result is None:  # the client hung up: its engine requests were aborted
+            return Response(status_code=499)
         if isinstance(result, BaseModel):
             return JSONResponse(result.model_dump(mode="json"))
         return StreamingResponse(result, media_type="text/event-stream")
+
+
+async def cancel_on_disconnect(request: Request, work, poll: float = 0.25):
+    """Await `work`, cancelling it (so its engine requests are aborted) if the client hangs up
+    first; None then. Streams need no watch: Starlette stops iterating one whose client left."""
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        await asyncio.wait([task], timeout=poll)
+        if not task.done() and await request.is_disconnected():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return None
+    return task.result()
 
 
 def _demo_set_routes(

@@ -201,6 +201,28 @@ def test_client_disconnect_mid_stream_aborts_the_engine_request(server, http):
     assert generated() - before < 1500
 
 
+def test_client_disconnect_before_a_full_response_aborts_the_engine_request(server, http):
+    """A non-streamed request whose client hangs up is aborted in the engine too."""
+    body = {
+        "model": "manyicl",
+        "prompt": "Write a long story about a dragon.",
+        "max_tokens": 1500,
+        "ignore_eos": True,  # only max_tokens (about a minute here) or an abort ends it
+    }
+    headers = {"Authorization": f"Bearer {KEY}"}
+    with pytest.raises(httpx.ReadTimeout):  # hang up after 3 s, long before 1500 tokens
+        httpx.post(server.url + "/v1/completions", json=body, timeout=3, headers=headers)
+    for _ in range(40):
+        running = [
+            v for k, v in _metrics(http).items() if k.startswith("vllm:num_requests_running")
+        ]
+        if sum(running) == 0:
+            break
+        time.sleep(0.25)
+    assert sum(running) == 0
+    assert _metrics(http)["manyicl_requests_running{}"] == 0
+
+
 def test_registered_sets_survive_a_restart(server, http):
     set_id = http.post("/v1/demo_sets", json={"examples": DEMOS[:5], "name": "keep"}).json()["id"]
     server.stop()
