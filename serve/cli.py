@@ -49,7 +49,13 @@ async def serve(cfg: ServeConfig, engine_args) -> None:
                 cfg.max_body_bytes,
                 scheduler,
             )
-            config = uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level=cfg.http_log_level)
+            config = uvicorn.Config(
+                app,
+                host=cfg.host,
+                port=cfg.port,
+                log_level=cfg.http_log_level,
+                timeout_graceful_shutdown=cfg.shutdown_timeout,
+            )
             await uvicorn.Server(config).serve(sockets=[listener])
         finally:
             engine.shutdown()
