@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, StrictStr
 
 
 class Example(BaseModel):
@@ -22,7 +22,7 @@ class DemoSet(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    examples: list[Example] = Field(min_length=1)
+    examples: list[Example]  # may be empty: the query rendered alone, in the same format
     instruction: StrictStr | None = None
     name: StrictStr | None = None
 

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from manyicl.prompting import DemoSet, assemble, plan_shots
+from manyicl.serve.chat import answer_prefix, as_completion, chat_response, chat_stream
+from manyicl.serve.chat_protocol import ChatCompletionRequest
 from manyicl.serve.engine import ManyICLEngine
 from manyicl.serve.errors import APIError, bad_request, not_found
 from manyicl.serve.metrics import ServerMetrics
@@ -56,6 +58,7 @@ def create_app(
     _add_error_handlers(app)
 
     _completion_routes(app, service)
+    _chat_routes(app, service, registry)
     _demo_set_routes(app, engine, registry, metrics)
     _ops_routes(app, engine, metrics)
     return app
@@ -71,6 +74,19 @@ def _completion_routes(app: FastAPI, service: CompletionService) -> None:
         if isinstance(result, BaseModel):
             return JSONResponse(result.model_dump(mode="json"))
         return StreamingResponse(result, media_type="text/event-stream")
+
+
+def _chat_routes(app: FastAPI, service: CompletionService, registry: DemoSetRegistry) -> None:
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request):
+        req = await _parse(request, ChatCompletionRequest)
+        prefix = answer_prefix(service.engine.fmt)
+        result = await cancel_on_disconnect(request, service.create(as_completion(req, registry)))
+        if result is None:
+            return Response(status_code=499)
+        if isinstance(result, BaseModel):
+            return JSONResponse(chat_response(result, prefix).model_dump(mode="json"))
+        return StreamingResponse(chat_stream(result, prefix), media_type="text/event-stream")
 
 
 async def cancel_on_disconnect(request: Request, work, poll: float = 0.25):

@@ -70,33 +70,15 @@ class StructuredOutputs(RequestModel):
     json_object: StrictBool | None = None
 
 
-class CompletionRequest(RequestModel):
-    """POST /v1/completions. Unknown fields are rejected (400), not ignored."""
+# --- extensions: manyicl's, then vLLM's; shared by /v1/completions and /v1/chat/completions ---
 
-    model: StrictStr
-    prompt: StrictStr | list[StrictStr] | list[StrictInt] | list[list[StrictInt]]
-    best_of: StrictInt | None = None
-    echo: StrictBool = False
-    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
-    logit_bias: dict[str, float] | None = None
-    logprobs: StrictInt | None = Field(None, ge=0, le=5)
-    max_tokens: StrictInt | None = Field(16, ge=0)
-    n: StrictInt = Field(1, ge=1, le=128)
-    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
-    seed: StrictInt | None = None
-    stop: StrictStr | list[StrictStr] | None = None
-    stream: StrictBool = False
-    stream_options: StreamOptions | None = None
-    suffix: StrictStr | None = None
-    temperature: float = Field(1.0, ge=0.0, le=2.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    user: StrictStr | None = None
 
-    # --- manyicl extensions -------------------------------------------------------------
-    # With `demonstrations` or `demo_set`, `prompt` is the query input (a string, or a list
-    # of strings sharing the demonstrations), rendered with the adapter's prompt format after
-    # the demo block; without them `prompt` is a plain completion prompt.
-    demonstrations: list[Example] | None = Field(None, min_length=1)
+class ManyShotFields(RequestModel):
+    """manyicl's extensions, on both endpoints. With `demonstrations` or `demo_set`, the query
+    (completions: `prompt`; chat: the last user message) is rendered with the adapter's prompt
+    format after the demo block."""
+
+    demonstrations: list[Example] | None = None  # []: the query alone, in the adapter's format
     instruction: StrictStr | None = None  # with `demonstrations`: rendered before them
     demo_set: StrictStr | None = None  # id of a set registered with POST /v1/demo_sets
     max_shots: StrictInt | None = Field(None, ge=0)  # at most this many demonstrations
@@ -104,9 +86,12 @@ class CompletionRequest(RequestModel):
     shot_seed: StrictInt = 0  # seed of the `random` shot policy
     return_token_ids: StrictBool = False  # echo the prompt token ids the engine received
 
-    # vLLM's own sampling and request fields, as vLLM's OpenAI server accepts them, so that
-    # clients written for vLLM work unchanged. Those this server cannot honour are refused
-    # with a 400 naming the field (see ManyICLEngine.sampling_params).
+
+class VLLMFields(RequestModel):
+    """vLLM's own sampling and request fields, as vLLM's OpenAI server accepts them on both
+    endpoints, so that clients written for vLLM work unchanged. Those this server cannot
+    honour are refused with a 400 naming the field (see ManyICLEngine.sampling_params)."""
+
     use_beam_search: StrictBool = False
     top_k: StrictInt | None = None  # 0 or -1: off
     min_p: float | None = Field(None, ge=0.0, le=1.0)
@@ -136,7 +121,37 @@ class CompletionRequest(RequestModel):
     watermarking: StrictBool | None = None
     kv_transfer_params: dict | None = None
     stream_interval: StrictInt | None = Field(None, ge=1)
-    # --- end of extensions ----------------------------------------------------------------
+
+
+# --- end of extensions ------------------------------------------------------------------
+
+
+class CompletionFields(RequestModel):
+    """POST /v1/completions, as the OpenAI API reference orders its fields."""
+
+    model: StrictStr
+    prompt: StrictStr | list[StrictStr] | list[StrictInt] | list[list[StrictInt]]
+    best_of: StrictInt | None = None
+    echo: StrictBool = False
+    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    logit_bias: dict[str, float] | None = None
+    logprobs: StrictInt | None = Field(None, ge=0, le=20)  # vLLM's cap, not OpenAI's 5
+    max_tokens: StrictInt | None = Field(16, ge=0)
+    n: StrictInt = Field(1, ge=1, le=128)
+    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    seed: StrictInt | None = None
+    stop: StrictStr | list[StrictStr] | None = None
+    stream: StrictBool = False
+    stream_options: StreamOptions | None = None
+    suffix: StrictStr | None = None
+    temperature: float = Field(1.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    user: StrictStr | None = None
+
+
+class CompletionRequest(VLLMFields, ManyShotFields, CompletionFields):
+    """POST /v1/completions: the OpenAI fields, then the extensions. Unknown fields are
+    rejected (400), not ignored."""
 
 
 # ----- /v1/completions response -------------------------------------------------------------

@@ -40,10 +40,10 @@ BAD = [
         "demo_set_not_found",
     ),
     (
-        '{"model": "manyicl", "prompt": "x", "demonstrations": []}',
+        '{"model": "manyicl", "prompt": "x", "demonstrations": [{"input": 1, "output": "b"}]}',
         400,
         "invalid_request_error",
-        "demonstrations",
+        "demonstrations.0.input",
         None,
     ),
     (
