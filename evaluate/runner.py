@@ -10,15 +10,15 @@ its natural task, under its own labels.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import random
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from manyicl.choices import NeedNext, decision_depth, pick_choice
 from manyicl.evaluate.engine import TOP_K, Completion, EvalEngine
-from manyicl.evaluate.scoring import NeedNext, exact_match, first_answer, pick_choice, rouge_l
+from manyicl.evaluate.scoring import exact_match, first_answer, rouge_l
 from manyicl.evaluate.suite import EvalTask
 from manyicl.finetune.tasks import TaskExample
 from manyicl.prompting import (
@@ -104,19 +104,6 @@ def task_budget(
     else:
         generate = min(max_new, longest_answer + 2)
     return max_context - longest_query - max(generate, longest_answer), generate
-
-
-def decision_depth(choices: Sequence[Sequence[int]]) -> int:
-    """Tokens to generate before the choices are told apart: 1 + their longest shared prefix."""
-    pairs = itertools.combinations({tuple(c) for c in choices}, 2)
-    return 1 + max((_shared_prefix(a, b) for a, b in pairs), default=0)
-
-
-def _shared_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    while n < min(len(a), len(b)) and a[n] == b[n]:
-        n += 1
-    return n
 
 
 def _answers(ex: TaskExample) -> Sequence[str]:

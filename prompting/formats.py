@@ -46,6 +46,12 @@ class PromptFormat(BaseModel):
             raise ValueError(f"format {self.name!r}: header takes no fields")
         return self
 
+    @property
+    def answer_prefix(self) -> str:
+        """The output template's text before the answer (the plain format's " "): generated
+        by the model, not part of the answer itself."""
+        return next(string.Formatter().parse(self.output))[0]
+
     def save(self, path: str | Path) -> None:
         """Write the format as JSON."""
         Path(path).write_text(self.model_dump_json(indent=2) + "\n")

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from manyicl.prompting import DemoSet, assemble, plan_shots
-from manyicl.serve.chat import answer_prefix, as_completion, chat_response, chat_stream
+from manyicl.serve.chat import as_completion, chat_response, chat_stream
 from manyicl.serve.chat_protocol import ChatCompletionRequest
 from manyicl.serve.engine import ManyICLEngine
 from manyicl.serve.errors import APIError, bad_request, not_found
@@ -80,7 +80,7 @@ def _chat_routes(app: FastAPI, service: CompletionService, registry: DemoSetRegi
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
         req = await _parse(request, ChatCompletionRequest)
-        prefix = answer_prefix(service.engine.fmt)
+        prefix = service.engine.fmt.answer_prefix
         result = await cancel_on_disconnect(request, service.create(as_completion(req, registry)))
         if result is None:
             return Response(status_code=499)

@@ -14,10 +14,9 @@ field does.
 from __future__ import annotations
 
 import json
-import string
 from collections.abc import AsyncIterator
 
-from manyicl.prompting import Example, PromptFormat
+from manyicl.prompting import Example
 from manyicl.serve.chat_protocol import (
     AssistantMessage,
     ChatChoice,
@@ -95,12 +94,6 @@ def split_messages(messages) -> tuple[list[str], list[tuple[str, str]], str]:
         )
     texts = [m.text for m in messages]
     return system, list(zip(texts[:-1:2], texts[1:-1:2], strict=True)), texts[-1]
-
-
-def answer_prefix(fmt: PromptFormat) -> str:
-    """The format's text before the answer field (the plain format's " "): the model generates
-    it, the chat message does not show it."""
-    return next(string.Formatter().parse(fmt.output))[0]
 
 
 def chat_logprobs(lp: CompletionLogprobs | None) -> ChatLogprobs | None:

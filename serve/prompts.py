@@ -25,6 +25,7 @@ class PreparedPrompt:
     info: PromptInfo
     uses_demos: bool
     demo_set: str | None = None  # content id of the demo block, for the scheduler
+    labels: tuple[str, ...] = ()  # distinct outputs of the demonstrations used, in order
 
 
 def prepare_prompts(
@@ -114,7 +115,8 @@ def _many_shot(
         shots_dropped=plan.dropped,
         demo_block_tokens=rendered.demo_block_end,
     )
-    return PreparedPrompt(rendered.token_ids, info, True, ds.id)
+    outputs = [ds.demos.examples[i].output for i in plan.indices]
+    return PreparedPrompt(rendered.token_ids, info, True, ds.id, tuple(dict.fromkeys(outputs)))
 
 
 def _plain(

@@ -85,6 +85,9 @@ class ManyShotFields(RequestModel):
     shot_policy: ShotPolicy = ShotPolicy.FIRST  # which demonstrations when not all fit
     shot_seed: StrictInt = 0  # seed of the `random` shot policy
     return_token_ids: StrictBool = False  # echo the prompt token ids the engine received
+    # The answer is one of these: "labels" (the distinct outputs of the demonstrations used)
+    # or a list; each choice's probability comes back in the manyicl block.
+    answer_choices: Literal["labels"] | list[StrictStr] | None = None
 
 
 class VLLMFields(RequestModel):
@@ -201,6 +204,7 @@ class PromptInfo(OpenAIModel):
     shots_dropped: int = 0  # demonstrations left out for lack of context (or by max_shots)
     demo_block_tokens: int = 0  # the shared prefix: header + demonstrations
     prompt_token_ids: list[int] | None = None  # with return_token_ids
+    choice_probabilities: dict[str, float] | None = None  # with answer_choices
 
 
 class ManyICLInfo(OpenAIModel):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
 
 from vllm.outputs import RequestOutput
 
+from manyicl.serve import choosing
 from manyicl.serve.choices import build_choice
 from manyicl.serve.engine import ManyICLEngine, ServedModel
 from manyicl.serve.errors import APIError
@@ -49,8 +51,13 @@ class CompletionService:
         ]
         for p in params:
             self.engine.check(p)
+        if req.answer_choices is not None:
+            for p in prompts:
+                choosing.check(req, p.uses_demos)
         info = ManyICLInfo(demo_set=req.demo_set, prompts=[p.info for p in prompts])
         run = _Run(self, req, model, prompts, params, info)
+        if req.answer_choices is not None:
+            return run.choose_stream() if req.stream else await run.choose()
         return run.stream() if req.stream else await run.full()
 
 
@@ -72,24 +79,71 @@ class _Run:
         self.engine_id = f"{self.id}-{uuid.uuid4().hex[:8]}"  # unique even if request_id is not
         self.started = time.perf_counter()
 
-    async def _outputs(self, i: int) -> AsyncIterator[RequestOutput]:
-        """Engine outputs of prompt i, once the scheduler admits it (at once without one)."""
-        prompt = self.prompts[i]
-        generate = self.s.engine.generate(
-            prompt.token_ids,
-            self.params[i],
-            f"{self.engine_id}-{i}",
-            self.model,
-            self.req.cache_salt,
-        )
+    def _slot(self, i: int):
+        """Admission of prompt i by the demo-set scheduler (at once without one)."""
         if self.s.scheduler is None:
-            async for out in generate:
-                yield out
-            return
+            return contextlib.nullcontext()
+        prompt = self.prompts[i]
         key = None if prompt.demo_set is None else f"{self.model.name}:{prompt.demo_set}"
-        async with self.s.scheduler.slot(key, prompt.info.demo_block_tokens):
+        return self.s.scheduler.slot(key, prompt.info.demo_block_tokens)
+
+    async def _outputs(self, i: int) -> AsyncIterator[RequestOutput]:
+        """Engine outputs of prompt i, once the scheduler admits it."""
+        prompt = self.prompts[i]
+        request_id, salt = f"{self.engine_id}-{i}", self.req.cache_salt
+        async with self._slot(i):
+            generate = self.s.engine.generate(
+                prompt.token_ids, self.params[i], request_id, self.model, salt
+            )
             async for out in generate:
                 yield out
+
+    async def choose(self) -> CompletionResponse:
+        """answer_choices: each prompt's answer is the choice it ranks first."""
+
+        async def one(i: int):
+            p = self.prompts[i]
+            texts = choosing.choice_texts(self.req, p.labels)
+            async with self._slot(i):
+                request_id, salt = f"{self.engine_id}-{i}", self.req.cache_salt
+                chosen = await choosing.choose(
+                    self.s.engine, self.model, p.token_ids, texts, request_id, salt
+                )
+            self.info.prompts[i].choice_probabilities = dict(
+                zip(texts, chosen.probabilities, strict=True)
+            )
+            return texts[chosen.index], chosen
+
+        self.s.metrics.running.inc()
+        try:
+            results = await asyncio.gather(*(one(i) for i in range(len(self.prompts))))
+        finally:
+            self.s.metrics.running.dec()
+        prefix = self.s.engine.fmt.answer_prefix
+        choices = [
+            CompletionChoice(text=prefix + text, index=i, finish_reason="stop")
+            for i, (text, _) in enumerate(results)
+        ]
+        if self.req.return_token_ids:
+            for info, p in zip(self.info.prompts, self.prompts, strict=True):
+                info.prompt_token_ids = list(p.token_ids)
+        return CompletionResponse(
+            id=self.id,
+            model=self.model.name,
+            choices=choices,
+            usage=_choice_usage(self.prompts, [c for _, c in results]),
+            manyicl=self.info,
+        )
+
+    async def choose_stream(self) -> AsyncIterator[str]:
+        """answer_choices streamed: the whole answer in one chunk, then usage and [DONE]."""
+        full = await self.choose()
+        usage, full.usage = full.usage, None
+        yield f"data: {full.model_dump_json()}\n\n"
+        if self.req.stream_options and self.req.stream_options.include_usage:
+            chunk = CompletionResponse(id=self.id, model=self.model.name, choices=[], usage=usage)
+            yield f"data: {chunk.model_dump_json()}\n\n"
+        yield "data: [DONE]\n\n"
 
     async def full(self) -> CompletionResponse:
         async def last(i: int) -> RequestOutput:
@@ -211,6 +265,18 @@ class _Run:
                 m.ttft.observe(out.metrics.first_token_latency)
         m.generation_tokens.inc(generated)
         m.latency.observe(time.perf_counter() - self.started)
+
+
+def _choice_usage(prompts, chosen) -> Usage:
+    prompt = sum(len(p.token_ids) for p in prompts)
+    generated = sum(c.choice_tokens for c in chosen)
+    cached = sum(c.cached_tokens for c in chosen)
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=generated,
+        total_tokens=prompt + generated,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=cached),
+    )
 
 
 def _sse_error(err: APIError) -> str:

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from manyicl.prompting import PLAIN, DemoSet, Example
-from manyicl.serve.chat import answer_prefix, as_completion, chat_stream, split_messages
+from manyicl.serve.chat import as_completion, chat_stream, split_messages
 from manyicl.serve.chat_protocol import ChatCompletionRequest
 from manyicl.serve.errors import APIError
 from manyicl.serve.registry import DemoSetRegistry
@@ -84,7 +84,7 @@ def test_turns_become_demonstrations_after_the_requests_own(tmp_path):
 
 @pytest.mark.parametrize("pieces", [[" ", "mi", "ce"], [" mi", "ce"], ["", " m", "ice"]])
 def test_the_stream_carries_the_role_first_and_cuts_the_answer_prefix(pieces):
-    assert answer_prefix(PLAIN) == " "
+    assert PLAIN.answer_prefix == " "
 
     async def events():
         for i, text in enumerate(pieces):

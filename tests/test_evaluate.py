@@ -10,16 +10,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from manyicl.choices import NeedNext, pick_choice
 from manyicl.evaluate.report import aggregate, compare
-from manyicl.evaluate.scoring import (
-    NeedNext,
-    exact_match,
-    first_answer,
-    normalize,
-    pick_choice,
-    rank_choice,
-    rouge_l,
-)
+from manyicl.evaluate.scoring import exact_match, first_answer, normalize, rank_choice, rouge_l
 from manyicl.evaluate.stats import bootstrap_mean, paired_differences
 from manyicl.evaluate.suite import _largest_remainder, build_suite, stratified_split
 from manyicl.finetune.remap import Kind
@@ -93,7 +86,7 @@ DEPTH_TABLE = [
 
 @pytest.mark.parametrize("choices,want", DEPTH_TABLE)
 def test_decision_depth_table(choices, want):
-    from manyicl.evaluate.runner import decision_depth
+    from manyicl.choices import decision_depth
 
     assert decision_depth(choices) == want
 
