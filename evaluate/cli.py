@@ -80,6 +80,11 @@ class EvalConfig:
     block_size: int | None = arg("KV block size (default: vLLM's for the platform)", default=None)
     kv_cache_gib: float = arg("KV cache size on CPU (GiB)", default=4.0)
     enforce_eager: bool = arg("skip torch.compile: starts faster, scores slower", default=False)
+    free_generation: bool = arg(
+        "also generate whole answers of choice tasks and score them by exact match "
+        "(`free_scores`): what label-constrained answers change (slower)",
+        default=False,
+    )
 
     def __post_init__(self) -> None:
         _ = self.shot_list, self.remap_kinds  # parse, or raise with the reason
@@ -199,7 +204,9 @@ class _Sweep:
         from manyicl.evaluate.runner import cells_for, score_cells, task_budget
 
         cfg, tok, fmt = self.cfg, self.tok, self.fmt
-        room, generate = task_budget(task, fmt, tok, cfg.max_context, cfg.max_new_tokens)
+        room, generate = task_budget(
+            task, fmt, tok, cfg.max_context, cfg.max_new_tokens, cfg.free_generation
+        )
         cells = cells_for(task, shots, cfg.seeds, fmt, tok, room)
         cells = [c for c in cells if c.key not in self.done]
         same = {c.key: self.by_block.get((c.task.name, c.seed, c.block_hash)) for c in cells}

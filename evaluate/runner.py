@@ -87,19 +87,25 @@ def answer_ids(fmt: PromptFormat, tok: HFTokenizer, text: str) -> list[int]:
 
 
 def task_budget(
-    task: EvalTask, fmt: PromptFormat, tok: HFTokenizer, max_context: int, max_new: int
+    task: EvalTask,
+    fmt: PromptFormat,
+    tok: HFTokenizer,
+    max_context: int,
+    max_new: int,
+    free: bool = False,
 ) -> tuple[int, int]:
     """(room for the demo block, tokens to generate): the longest query and answer must fit.
 
     A choice task generates only as deep as its choices share tokens (usually 1 token): the
     log-probabilities along those tokens rank the choices, and the rest of the answer would
-    change nothing. A generation task generates up to its longest answer and 2 tokens more.
+    change nothing; with `free` it also generates whole answers, to score them unconstrained.
+    A generation task generates up to its longest answer and 2 tokens more.
     """
     examples = [*task.pool, *task.evals]
     longest_query = max(len(tokenize_query(fmt, tok, e.input)) for e in task.evals)
     answers = [[answer_ids(fmt, tok, c) for c in _answers(e)] for e in examples]
     longest_answer = max(len(a) for choices in answers for a in choices)
-    if task.metric == "choice":
+    if task.metric == "choice" and not free:
         generate = max(decision_depth(choices) for choices in answers)
     else:
         generate = min(max_new, longest_answer + 2)
@@ -141,14 +147,18 @@ def score_cells(
     records, i = [], 0
     for c in cells:
         n = len(c.queries)
+        answers = [first_answer(x.text, fmt.stop) for x in completions[i : i + n]]
+        free = [exact_match(a, e.output) for a, e in zip(answers, c.evals, strict=True)]
         if picks is not None:
             chosen = zip(picks[i : i + n], c.evals, strict=True)
-            records.append(_record(c, [float(e.choices[p] == e.output) for p, e in chosen]))
-        else:
-            answers = [first_answer(x.text, fmt.stop) for x in completions[i : i + n]]
-            score = rouge_l if c.task.metric == "rouge" else exact_match
+            record = _record(c, [float(e.choices[p] == e.output) for p, e in chosen])
+            record["free_scores"] = free  # exact match of the unconstrained greedy answer
+        elif c.task.metric == "rouge":
             pairs = zip(answers, c.evals, strict=True)
-            records.append(_record(c, [score(a, e.output) for a, e in pairs]))
+            record = _record(c, [rouge_l(a, e.output) for a, e in pairs])
+        else:
+            record = _record(c, free)
+        records.append(record)
         i += n
     return records
 
