@@ -1,0 +1,188 @@
+"""Clients written for vLLM, run unchanged against manyicl-serve: vLLM's own benchmark client,
+lm-evaluation-harness (`local-completions`, one generation and one log-likelihood task over
+local JSONL files), and prompt log-probabilities compared with vLLM's own server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import httpx
+import pytest
+from serverproc import API_KEY
+
+from manyicl.loadtests.servers import ServerProcess, vllm_command
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def vllm_server(tmp_path_factory, smollm2_dir):
+    """vLLM's own OpenAI server on the default model, float32 like manyicl-serve on this CPU."""
+    folder = tmp_path_factory.mktemp("vllm")
+    args = [
+        "--model",
+        smollm2_dir,
+        "--dtype",
+        "float32",
+        "--max-model-len",
+        "2048",
+        "--enforce-eager",
+        "--kv-cache-memory-bytes",
+        str(256 << 20),
+    ]
+    proc = ServerProcess(lambda port: vllm_command(port, args), folder / "vllm.log")
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def _base_model(http) -> str:
+    return next(m["id"] for m in http.get("/v1/models").json()["data"] if m["id"] != "manyicl")
+
+
+def test_vllm_benchmark_client_runs_without_failures(server, smollm2_dir, tmp_path):
+    driver = (
+        "from vllm.utils.argparse_utils import FlexibleArgumentParser\n"
+        "from vllm.benchmarks.serve import add_cli_args, main\n"
+        "import sys\np = FlexibleArgumentParser(); add_cli_args(p)\n"
+        "main(p.parse_args(sys.argv[1:]))\n"
+    )
+    args = [
+        "--backend",
+        "openai",
+        "--endpoint",
+        "/v1/completions",
+        "--base-url",
+        server.url,
+        "--model",
+        "manyicl",
+        "--tokenizer",
+        smollm2_dir,
+        "--dataset-name",
+        "prefix_repetition",
+        "--prefix-repetition-prefix-len",
+        "64",
+        "--prefix-repetition-suffix-len",
+        "16",
+        "--prefix-repetition-num-prefixes",
+        "2",
+        "--prefix-repetition-output-len",
+        "8",
+        "--num-prompts",
+        "6",
+        "--save-result",
+        "--result-dir",
+        str(tmp_path),
+        "--result-filename",
+        "bench.json",
+    ]
+    env = {**os.environ, "OPENAI_API_KEY": API_KEY}
+    run = subprocess.run(
+        [sys.executable, "-c", driver, *args], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads((tmp_path / "bench.json").read_text())
+    assert result["completed"] == 6 and result.get("failed", 0) == 0, result
+
+
+def test_prompt_logprobs_match_vllms_server(http, vllm_server):
+    body = {
+        "prompt": "The capital of France is Paris, and the capital of Italy is Rome.",
+        "echo": True,
+        "logprobs": 1,
+        "max_tokens": 0,
+    }
+    ours = http.post("/v1/completions", json={"model": _base_model(http), **body}).json()
+    theirs = httpx.post(
+        vllm_server.url + "/v1/completions",
+        timeout=120,
+        json={"model": _served(vllm_server), **body},
+    ).json()
+    a, b = ours["choices"][0]["logprobs"], theirs["choices"][0]["logprobs"]
+    assert a["tokens"] == b["tokens"] and a["token_logprobs"][0] is None
+    assert a["token_logprobs"][1:] == pytest.approx(b["token_logprobs"][1:], abs=2e-3)
+    assert ours["choices"][0]["text"] == theirs["choices"][0]["text"]
+
+
+def _served(proc) -> str:
+    return httpx.get(proc.url + "/v1/models").json()["data"][0]["id"]
+
+
+def _lm_eval_tasks(folder) -> str:
+    """A generation task and a multiple-choice (log-likelihood) task over local JSONL."""
+    gen = [{"q": f"{a} + {b} =", "a": str(a + b)} for a, b in [(2, 3), (4, 4), (1, 6), (5, 2)]]
+    mc = [
+        {"q": f"Is {w} an animal?", "choices": ["yes", "no"], "gold": g}
+        for w, g in [("a cat", 0), ("a chair", 1), ("a dog", 0), ("a spoon", 1)]
+    ]
+    for name, rows in (("gen", gen), ("mc", mc)):
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    common = "dataset_path: json\ntest_split: train\n"
+    (folder / "gen.yaml").write_text(
+        textwrap.dedent(f"""\
+        task: manyicl_gen
+        {common}dataset_kwargs: {{data_files: {{train: {folder}/gen.jsonl}}}}
+        output_type: generate_until
+        doc_to_text: "{{{{q}}}}"
+        doc_to_target: " {{{{a}}}}"
+        generation_kwargs: {{until: ["\\n"], max_gen_toks: 4, do_sample: false, temperature: 0}}
+        metric_list: [{{metric: exact_match}}]
+        """)
+    )
+    (folder / "mc.yaml").write_text(
+        textwrap.dedent(f"""\
+        task: manyicl_mc
+        {common}dataset_kwargs: {{data_files: {{train: {folder}/mc.jsonl}}}}
+        output_type: multiple_choice
+        doc_to_text: "{{{{q}}}} Answer:"
+        doc_to_choice: "{{{{choices}}}}"
+        doc_to_target: gold
+        metric_list: [{{metric: acc}}]
+        """)
+    )
+    return str(folder)
+
+
+def _lm_eval(url: str, model: str, tokenizer: str, tasks: str, out) -> dict:
+    args = [
+        sys.executable,
+        "-m",
+        "lm_eval",
+        "--model",
+        "local-completions",
+        "--model_args",
+        f"model={model},base_url={url}/v1/completions,tokenizer={tokenizer},"
+        "tokenizer_backend=huggingface,num_concurrent=1,max_retries=1",
+        "--tasks",
+        "manyicl_gen,manyicl_mc",
+        "--include_path",
+        tasks,
+        "--output_path",
+        str(out),
+    ]
+    env = {**os.environ, "OPENAI_API_KEY": API_KEY, "HF_DATASETS_OFFLINE": "1"}
+    run = subprocess.run(args, capture_output=True, text=True, env=env, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    (result,) = out.rglob("results_*.json")
+    return {
+        t: {k: v for k, v in r.items() if "," in k}
+        for t, r in json.loads(result.read_text())["results"].items()
+    }
+
+
+def test_lm_eval_scores_equal_vllms_server(http, vllm_server, smollm2_dir, tmp_path):
+    tasks = _lm_eval_tasks(tmp_path)
+    ours = _lm_eval(
+        vllm_server.url.replace(vllm_server.url, http.base_url.__str__().rstrip("/")),
+        _base_model(http),
+        smollm2_dir,
+        tasks,
+        tmp_path / "ours",
+    )
+    theirs = _lm_eval(vllm_server.url, _served(vllm_server), smollm2_dir, tasks, tmp_path / "v")
+    assert set(ours) == {"manyicl_gen", "manyicl_mc"}
+    assert ours == theirs
