@@ -19,12 +19,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from manyicl.prompting import DemoSet, assemble, plan_shots
 from manyicl.serve.chat import as_completion, chat_response, chat_stream
-from manyicl.serve.chat_protocol import ChatCompletionRequest
+from manyicl.serve.chat_protocol import ChatCompletionRequest, ChatCompletionResponse
 from manyicl.serve.engine import ManyICLEngine
 from manyicl.serve.errors import APIError, bad_request, not_found
 from manyicl.serve.metrics import ServerMetrics
+from manyicl.serve.openapi import document_bodies, responses
 from manyicl.serve.protocol import (
     CompletionRequest,
+    CompletionResponse,
     DemoSetCreate,
     DemoSetDeleted,
     DemoSetInfo,
@@ -50,6 +52,14 @@ def create_app(
 ) -> FastAPI:
     """Routes, auth, body limit and error handlers around an engine; no globals."""
     app = FastAPI(title="manyicl", docs_url=None, redoc_url=None)
+    document_bodies(
+        app,
+        {
+            "/v1/completions": CompletionRequest,
+            "/v1/chat/completions": ChatCompletionRequest,
+            "/v1/demo_sets": DemoSetCreate,
+        },
+    )
     app.state.max_body_bytes = max_body_bytes
     service = CompletionService(engine, registry, metrics, scheduler)
     metrics.demo_sets.set(len(registry))
@@ -65,7 +75,7 @@ def create_app(
 
 
 def _completion_routes(app: FastAPI, service: CompletionService) -> None:
-    @app.post("/v1/completions")
+    @app.post("/v1/completions", responses=responses(CompletionResponse))
     async def completions(request: Request):
         req = await _parse(request, CompletionRequest)
         result = await cancel_on_disconnect(request, service.create(req))
@@ -77,7 +87,7 @@ def _completion_routes(app: FastAPI, service: CompletionService) -> None:
 
 
 def _chat_routes(app: FastAPI, service: CompletionService, registry: DemoSetRegistry) -> None:
-    @app.post("/v1/chat/completions")
+    @app.post("/v1/chat/completions", responses=responses(ChatCompletionResponse))
     async def chat_completions(request: Request):
         req = await _parse(request, ChatCompletionRequest)
         prefix = service.engine.fmt.answer_prefix
@@ -106,7 +116,7 @@ async def cancel_on_disconnect(request: Request, work, poll: float = 0.25):
 def _demo_set_routes(
     app: FastAPI, engine: ManyICLEngine, registry: DemoSetRegistry, metrics: ServerMetrics
 ) -> None:
-    @app.post("/v1/demo_sets")
+    @app.post("/v1/demo_sets", responses=responses(DemoSetInfo, created=True))
     async def create_demo_set(request: Request):
         body = await _parse(request, DemoSetCreate)
         demos = DemoSet(examples=body.examples, instruction=body.instruction, name=body.name)
