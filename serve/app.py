@@ -13,7 +13,7 @@ import time
 import uuid
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -75,7 +75,7 @@ def create_app(
 
 
 def _completion_routes(app: FastAPI, service: CompletionService) -> None:
-    @app.post("/v1/completions", responses=responses(CompletionResponse))
+    @app.post("/v1/completions", responses=responses(CompletionResponse, stream=True))
     async def completions(request: Request):
         req = await _parse(request, CompletionRequest)
         result = await cancel_on_disconnect(request, service.create(req))
@@ -87,7 +87,7 @@ def _completion_routes(app: FastAPI, service: CompletionService) -> None:
 
 
 def _chat_routes(app: FastAPI, service: CompletionService, registry: DemoSetRegistry) -> None:
-    @app.post("/v1/chat/completions", responses=responses(ChatCompletionResponse))
+    @app.post("/v1/chat/completions", responses=responses(ChatCompletionResponse, stream=True))
     async def chat_completions(request: Request):
         req = await _parse(request, ChatCompletionRequest)
         prefix = service.engine.fmt.answer_prefix
@@ -128,11 +128,11 @@ def _demo_set_routes(
             _info(entry, body.warm).model_dump(mode="json"), status_code=201 if new else 200
         )
 
-    @app.get("/v1/demo_sets")
+    @app.get("/v1/demo_sets", responses=responses())
     async def list_demo_sets() -> DemoSetList:
         return DemoSetList(data=[_info(e) for e in registry.sets.values()])
 
-    @app.get("/v1/demo_sets/{set_id}")
+    @app.get("/v1/demo_sets/{set_id}", responses=responses())
     async def get_demo_set(set_id: str):
         entry = registry.get(set_id)
         if entry is None:
@@ -140,7 +140,7 @@ def _demo_set_routes(
         info = _info(entry).model_dump(mode="json")
         return JSONResponse({**info, "demo_set": entry.demos.model_dump(mode="json")})
 
-    @app.delete("/v1/demo_sets/{set_id}")
+    @app.delete("/v1/demo_sets/{set_id}", responses=responses())
     async def delete_demo_set(set_id: str) -> DemoSetDeleted:
         if not registry.delete(set_id):
             raise not_found(f"demo set {set_id!r} is not registered", "id", "demo_set_not_found")
@@ -149,7 +149,7 @@ def _demo_set_routes(
 
 
 def _ops_routes(app: FastAPI, engine: ManyICLEngine, metrics: ServerMetrics) -> None:
-    @app.get("/v1/models")
+    @app.get("/v1/models", responses=responses())
     async def models() -> ModelList:
         return ModelList(
             data=[
@@ -158,13 +158,13 @@ def _ops_routes(app: FastAPI, engine: ManyICLEngine, metrics: ServerMetrics) -> 
             ]
         )
 
-    @app.get("/health")
+    @app.get("/health", responses={503: {"description": "the engine has died"}})
     async def health():
         if engine.dead:
             return JSONResponse({"status": "engine_dead"}, status_code=503)
         return {"status": "ok"}
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse, responses=responses())
     async def prometheus_metrics():
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 

@@ -9,13 +9,18 @@ from pydantic import BaseModel
 
 from manyicl.serve.protocol import ErrorResponse
 
+ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 500, 503)}
+SSE = {"text/event-stream": {"schema": {"type": "string"}}}  # `stream: true`: chunks as SSE
 
-def responses(model: type[BaseModel], created: bool = False) -> dict:
-    """OpenAPI responses of a POST route: its model (a stream of its chunks with `stream`) and
-    OpenAI-style errors."""
-    errors = {code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 500, 503)}
-    ok = {201: {"model": model}, 200: {"model": model}} if created else {200: {"model": model}}
-    return {**ok, **errors}
+
+def responses(model: type[BaseModel] | None = None, created: bool = False, stream: bool = False):
+    """OpenAPI responses of a route: its model (and an SSE stream of its chunks where it
+    streams) and the OpenAI-style errors any route can answer."""
+    ok: dict = {"model": model} if model else {}
+    if stream:
+        ok["content"] = SSE
+    codes = (200, 201) if created else (200,)
+    return {**({code: ok for code in codes} if ok else {}), **ERRORS}
 
 
 def document_bodies(app: FastAPI, bodies: dict[str, type[BaseModel]]) -> None:
