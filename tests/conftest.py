@@ -141,6 +141,7 @@ def server(tmp_path_factory, smollm2_dir):
 def http(server):
     """An httpx client of the session server, with its API key."""
     import httpx
+
     from serverproc import API_KEY
 
     with httpx.Client(

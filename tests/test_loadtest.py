@@ -7,7 +7,6 @@ import asyncio
 
 import httpx
 import pytest
-from serverproc import API_KEY
 
 from manyicl.loadtests.client import RequestResult, read_sse
 from manyicl.loadtests.runner import check_local, run_workload, scrape
@@ -23,6 +22,7 @@ from manyicl.loadtests.workload import (
 from manyicl.prompting import PLAIN, render
 
 from chartok import CharTokenizer
+from serverproc import API_KEY
 
 # values, q -> numpy's linear percentile
 # fmt: off

@@ -130,11 +130,11 @@ def test_real_engine_reuses_more_with_the_scheduler(
     scheduler, tmp_path, smollm2_adapter, smollm2_tok, cached_by_mode
 ):
     """Two ~2.5K-token demo blocks, a 4.2K-token KV cache, requests interleaved A B A B ..."""
-    from serverproc import API_KEY, manyicl_server
-
     from manyicl.loadtests.runner import run_workload
     from manyicl.loadtests.workload import Mode, Workload
     from manyicl.manifest import read_manifest
+
+    from serverproc import API_KEY, manyicl_server
 
     flag = "--demo-scheduler" if scheduler else "--no-demo-scheduler"
     server = manyicl_server(

@@ -11,10 +11,11 @@ import openai
 import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from serverproc import API_KEY as KEY
 
 from manyicl.manifest import DEFAULT_ADAPTER, read_manifest
 from manyicl.prompting import DemoSet, Example, HFTokenizer, render
+
+from serverproc import API_KEY as KEY
 
 pytestmark = pytest.mark.slow
 DEMOS = [

@@ -10,6 +10,7 @@ import threading
 import httpx
 import psutil
 import pytest
+
 from serverproc import API_KEY, manyicl_server
 
 

@@ -12,9 +12,10 @@ import textwrap
 
 import httpx
 import pytest
-from serverproc import API_KEY
 
 from manyicl.loadtests.servers import ServerProcess, vllm_command
+
+from serverproc import API_KEY
 
 pytestmark = pytest.mark.slow
 
