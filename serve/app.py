@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from vllm.v1.engine.exceptions import EngineDeadError
 
 from manyicl.prompting import DemoSet, assemble, plan_shots
 from manyicl.serve.chat import as_completion, chat_response, chat_stream
@@ -34,7 +35,7 @@ from manyicl.serve.protocol import (
     ModelCard,
     ModelList,
 )
-from manyicl.serve.registry import DemoSetRegistry, TokenizedDemoSet
+from manyicl.serve.registry import DemoSetRegistry, StorageError, TokenizedDemoSet
 from manyicl.serve.scheduler import DemoSetScheduler
 from manyicl.serve.serving import CompletionService
 
@@ -120,7 +121,10 @@ def _demo_set_routes(
     async def create_demo_set(request: Request):
         body = await _parse(request, DemoSetCreate)
         demos = DemoSet(examples=body.examples, instruction=body.instruction, name=body.name)
-        entry, new = registry.add(demos)
+        try:
+            entry, new = registry.add(demos)
+        except StorageError as e:
+            raise APIError(507, str(e), "server_error", code="storage_error") from None
         metrics.demo_sets.set(len(registry))
         if body.warm:
             await _warm(engine, entry)
@@ -273,6 +277,15 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def http_error(_: Request, err: StarletteHTTPException):
         kind = "not_found_error" if err.status_code == 404 else "invalid_request_error"
         return _error_response(APIError(err.status_code, str(err.detail), kind))
+
+    @app.exception_handler(EngineDeadError)
+    async def engine_dead(_: Request, err: Exception):
+        log.error("the engine has died: %s", err)
+        return _error_response(
+            APIError(
+                503, "the engine has died; restart the server", "server_error", code="engine_dead"
+            )
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, err: Exception):

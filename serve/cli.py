@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
+import multiprocessing.connection
+import os
 import signal
 import socket
 import sys
+import threading
+import time
 import uuid
 
 from manyicl.serve.config import ServeConfig, parse_config
@@ -95,6 +100,26 @@ def build_scheduler(cfg: ServeConfig, engine, registry, metrics):
         cfg.max_wait,
     )
     return DemoSetScheduler(queue, observe)
+
+
+def exit_with_parent() -> None:
+    """In a process spawned for this server (vLLM's engine core imports this module again),
+    stop when the parent process is gone, even killed by SIGKILL, which no handler of the
+    parent sees. SIGTERM first, so that vLLM shuts its workers down; then a hard exit."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(15)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="manyicl-parent-watch", daemon=True).start()
+
+
+exit_with_parent()  # a no-op in the server process itself
 
 
 class Terminated(BaseException):

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from manyicl.serve.protocol import ErrorResponse
 
-ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 500, 503)}
+ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 500, 503, 507)}
 SSE = {"text/event-stream": {"schema": {"type": "string"}}}  # `stream: true`: chunks as SSE
 
 

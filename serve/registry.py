@@ -57,6 +57,10 @@ def tokenize_demo_set(
     )
 
 
+class StorageError(Exception):
+    """A set could not be written to disk; the registry is unchanged."""
+
+
 class DemoSetRegistry:
     """In memory for speed, on disk for restarts. Not thread-safe: use from one event loop.
 
@@ -86,6 +90,12 @@ class DemoSetRegistry:
         return entry
 
     def _load_all(self) -> None:
+        """Load every stored set; report what was skipped. A crash mid-write leaves at most a
+        temporary file (the rename is atomic): it is removed, never loaded."""
+        for tmp in self.folder.glob(".tmp-*"):
+            log.warning("removing %s, a demo set write that a crash interrupted", tmp)
+            tmp.unlink(missing_ok=True)
+        skipped = 0
         for path in sorted(self.folder.glob("ds-*.json")):
             try:
                 raw = json.loads(path.read_text())
@@ -94,11 +104,14 @@ class DemoSetRegistry:
                 )
             except (OSError, ValueError, KeyError) as e:
                 log.warning("skipping unreadable demo set %s: %s", path, e)
+                skipped += 1
                 continue
             if entry.id != path.stem:  # another format or tokenizer: not ours to serve
                 log.warning("skipping %s: it was registered under another format/tokenizer", path)
+                skipped += 1
                 continue
             self.sets[entry.id] = entry
+        log.info("demo sets in %s: %d loaded, %d skipped", self.folder, len(self.sets), skipped)
 
     def add(self, demos: DemoSet) -> tuple[TokenizedDemoSet, bool]:
         """Register (idempotent). Returns the entry and whether it was new."""
@@ -106,7 +119,10 @@ class DemoSetRegistry:
         if entry.id in self.sets:
             return self.sets[entry.id], False
         payload = {"created": entry.created, "demo_set": demos.model_dump(mode="json")}
-        _atomic_write(self.folder / f"{entry.id}.json", json.dumps(payload))
+        try:
+            _atomic_write(self.folder / f"{entry.id}.json", json.dumps(payload))
+        except OSError as e:  # disk full, read-only or vanished folder: nothing is registered
+            raise StorageError(f"cannot store the demo set in {self.folder}: {e}") from e
         self.sets[entry.id] = entry
         return entry, True
 

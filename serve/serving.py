@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 from vllm.outputs import RequestOutput
+from vllm.v1.engine.exceptions import EngineDeadError
 
 from manyicl.serve import choosing
 from manyicl.serve.choices import build_choice
@@ -200,7 +201,8 @@ class _Run:
                 open_prompts -= 1
                 continue
             if isinstance(out, Exception):
-                yield _sse_error(APIError(500, f"engine error: {out}", "server_error"))
+                status = 503 if isinstance(out, EngineDeadError) else 500
+                yield _sse_error(APIError(status, f"engine error: {out}", "server_error"))
                 return
             finals[i] = out
             for o in out.outputs:

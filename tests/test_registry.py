@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from manyicl.prompting import PLAIN, DemoSet, Example, demo_set_id
-from manyicl.serve.registry import DemoSetRegistry
+from manyicl.serve.registry import DemoSetRegistry, StorageError
 
 from chartok import CharTokenizer
 
@@ -62,3 +64,19 @@ def test_inline_sets_are_tokenised_once_and_the_cache_is_bounded(tmp_path):
     again = reg.inline(_set(3))
     assert again.examples == first.examples and len(tok.calls) > calls
     assert len(reg) == 1  # inline sets are never registered
+
+
+def test_a_crashed_write_is_removed_and_a_failed_store_changes_nothing(tmp_path):
+    tok = CharTokenizer()
+    folder = tmp_path / "sets"
+    kept, _ = DemoSetRegistry(folder, PLAIN, tok).add(_set(3))
+    (folder / ".tmp-abc123").write_text('{"created": 1, "demo_')  # a write cut by kill -9
+    reg = DemoSetRegistry(folder, PLAIN, tok)
+    assert list(reg.sets) == [kept.id] and not list(folder.glob(".tmp-*"))
+    # The folder vanishes (or turns read-only, or fills up): registering fails cleanly.
+    (folder / f"{kept.id}.json").unlink()
+    folder.rmdir()
+    folder.write_text("not a folder")
+    with pytest.raises(StorageError, match="cannot store"):
+        reg.add(_set(4))
+    assert list(reg.sets) == [kept.id] and reg.get(kept.id) is not None  # still served
