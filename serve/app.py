@@ -63,6 +63,7 @@ def create_app(
     )
     app.state.max_body_bytes = max_body_bytes
     service = CompletionService(engine, registry, metrics, scheduler)
+    app.state.service = service  # the server drains it on shutdown
     metrics.demo_sets.set(len(registry))
     open_paths = {"/health"} | ({"/metrics"} if public_metrics else set())
     _add_middleware(app, metrics, api_key, open_paths, max_body_bytes)

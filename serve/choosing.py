@@ -14,7 +14,7 @@ evaluation's `choice` metric measures.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from vllm import SamplingParams
@@ -24,6 +24,12 @@ from manyicl.choices import choice_probabilities, pick_choice, prefixes
 from manyicl.prompting import fill
 from manyicl.prompting.render import leading_literal
 from manyicl.serve.errors import bad_request
+from manyicl.serve.protocol import (
+    CompletionChoice,
+    CompletionResponse,
+    PromptTokensDetails,
+    Usage,
+)
 
 
 @dataclass(frozen=True)
@@ -88,3 +94,59 @@ async def choose(engine, model, prompt_ids, texts, request_id: str, salt) -> Cho
     known = {p: lps for p, (lps, _) in zip(nodes, results, strict=True)}
     pick = pick_choice(choices, known)  # every branching point is known: an index
     return Chosen(pick, choice_probabilities(choices, known), results[0][1], len(choices[pick]))
+
+
+async def answer(run) -> CompletionResponse:
+    """A completion whose every prompt's answer is the choice it ranks first."""
+
+    async def one(i: int):
+        p = run.prompts[i]
+        texts = choice_texts(run.req, p.labels)
+        async with run.slot(i):
+            request_id, salt = f"{run.engine_id}-{i}", run.req.cache_salt
+            chosen = await choose(run.s.engine, run.model, p.token_ids, texts, request_id, salt)
+        run.info.prompts[i].choice_probabilities = dict(
+            zip(texts, chosen.probabilities, strict=True)
+        )
+        return texts[chosen.index], chosen
+
+    async with run.tracked():
+        results = await asyncio.gather(*(one(i) for i in range(len(run.prompts))))
+    prefix = run.s.engine.fmt.answer_prefix
+    choices = [
+        CompletionChoice(text=prefix + text, index=i, finish_reason="stop")
+        for i, (text, _) in enumerate(results)
+    ]
+    if run.req.return_token_ids:
+        for info, p in zip(run.info.prompts, run.prompts, strict=True):
+            info.prompt_token_ids = list(p.token_ids)
+    return CompletionResponse(
+        id=run.id,
+        model=run.model.name,
+        choices=choices,
+        usage=_usage(run.prompts, [c for _, c in results]),
+        manyicl=run.info,
+    )
+
+
+async def answer_stream(run) -> AsyncIterator[str]:
+    """answer_choices streamed: the whole answer in one chunk, then usage and [DONE]."""
+    full = await answer(run)
+    usage, full.usage = full.usage, None
+    yield f"data: {full.model_dump_json()}\n\n"
+    if run.req.stream_options and run.req.stream_options.include_usage:
+        chunk = CompletionResponse(id=run.id, model=run.model.name, choices=[], usage=usage)
+        yield f"data: {chunk.model_dump_json()}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+def _usage(prompts, chosen) -> Usage:
+    prompt = sum(len(p.token_ids) for p in prompts)
+    generated = sum(c.choice_tokens for c in chosen)
+    cached = sum(c.cached_tokens for c in chosen)
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=generated,
+        total_tokens=prompt + generated,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=cached),
+    )

@@ -19,6 +19,8 @@ import threading
 import time
 import uuid
 
+import uvicorn
+
 from manyicl.serve.config import ServeConfig, parse_config
 
 log = logging.getLogger("manyicl.serve")
@@ -27,8 +29,6 @@ log = logging.getLogger("manyicl.serve")
 async def serve(cfg: ServeConfig, engine_args) -> None:
     """Bind the port, start the engine, then serve until interrupted; the engine is always
     shut down."""
-    import uvicorn
-
     from manyicl.serve.app import create_app
     from manyicl.serve.launch import build_engine
     from manyicl.serve.metrics import ServerMetrics
@@ -59,11 +59,30 @@ async def serve(cfg: ServeConfig, engine_args) -> None:
                 host=cfg.host,
                 port=cfg.port,
                 log_level=cfg.http_log_level,
-                timeout_graceful_shutdown=cfg.shutdown_timeout,
+                # past the drain: aborted requests have time to send their error
+                timeout_graceful_shutdown=cfg.shutdown_timeout + 5,
             )
-            await uvicorn.Server(config).serve(sockets=[listener])
+            service = app.state.service
+            server = DrainingServer(config, lambda: service.drain(cfg.shutdown_timeout))
+            await server.serve(sockets=[listener])
         finally:
             engine.shutdown()
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server that, on its first exit signal, starts `on_exit()` (a coroutine: the
+    drain, in which requests in flight get --shutdown-timeout seconds, then end with an
+    error) while uvicorn stops accepting connections."""
+
+    def __init__(self, config: uvicorn.Config, on_exit):
+        super().__init__(config)
+        self.on_exit = on_exit
+
+    def handle_exit(self, sig, frame) -> None:
+        if not self.should_exit:  # runs in the signal handler: hand over to the event loop
+            loop = asyncio.get_event_loop()
+            loop.call_soon_threadsafe(lambda: loop.create_task(self.on_exit()))
+        super().handle_exit(sig, frame)
 
 
 def listen(host: str, port: int) -> socket.socket:

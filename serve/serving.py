@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -28,6 +29,8 @@ from manyicl.serve.protocol import (
 from manyicl.serve.registry import DemoSetRegistry
 from manyicl.serve.scheduler import DemoSetScheduler
 
+log = logging.getLogger(__name__)
+
 
 class CompletionService:
     def __init__(
@@ -39,6 +42,19 @@ class CompletionService:
     ):
         self.engine, self.registry, self.metrics = engine, registry, metrics
         self.scheduler = scheduler
+        self.runs: set[_Run] = set()  # requests in flight, for a shutdown to abort
+
+    def abort_all(self, reason: str) -> None:
+        """End every request in flight: streams with an error event, others with a 503."""
+        for run in list(self.runs):
+            run.abort(reason)
+
+    async def drain(self, timeout: float) -> None:
+        """On shutdown: requests in flight get `timeout` seconds to finish, then are aborted."""
+        await asyncio.sleep(timeout)
+        if self.runs:
+            log.warning("aborting %d requests still running at shutdown", len(self.runs))
+        self.abort_all("the server is shutting down")
 
     async def create(self, req: CompletionRequest) -> CompletionResponse | AsyncIterator[str]:
         """Validate against the engine, then run; bad input raises APIError before any work."""
@@ -58,8 +74,12 @@ class CompletionService:
         info = ManyICLInfo(demo_set=req.demo_set, prompts=[p.info for p in prompts])
         run = _Run(self, req, model, prompts, params, info)
         if req.answer_choices is not None:
-            return run.choose_stream() if req.stream else await run.choose()
+            return choosing.answer_stream(run) if req.stream else await choosing.answer(run)
         return run.stream() if req.stream else await run.full()
+
+
+class Aborted(Exception):
+    """A request in flight ended by the server (a shutdown), not by its client or engine."""
 
 
 class _Run:
@@ -76,11 +96,37 @@ class _Run:
     ):
         self.s, self.req, self.model = service, req, model
         self.prompts, self.params, self.info = prompts, params, info
+        self.abort_reason: str | None = None
+        self._queue: asyncio.Queue | None = None  # a stream's event queue
+        self._task: asyncio.Task | None = None  # a non-streamed request's task
         self.id = f"cmpl-{req.request_id or uuid.uuid4().hex}"
         self.engine_id = f"{self.id}-{uuid.uuid4().hex[:8]}"  # unique even if request_id is not
         self.started = time.perf_counter()
 
-    def _slot(self, i: int):
+    def abort(self, reason: str) -> None:
+        self.abort_reason = reason
+        if self._queue is not None:
+            self._queue.put_nowait((-1, Aborted(reason)))
+        elif self._task is not None:
+            self._task.cancel()
+
+    @contextlib.asynccontextmanager
+    async def tracked(self):
+        """Registered as in flight (abortable); a shutdown's abort becomes a 503."""
+        self.s.runs.add(self)
+        self.s.metrics.running.inc()
+        self._task = asyncio.current_task()
+        try:
+            yield
+        except asyncio.CancelledError:
+            if self.abort_reason is None:
+                raise
+            raise APIError(503, self.abort_reason, "server_error", code="shutting_down") from None
+        finally:
+            self.s.runs.discard(self)
+            self.s.metrics.running.dec()
+
+    def slot(self, i: int):
         """Admission of prompt i by the demo-set scheduler (at once without one)."""
         if self.s.scheduler is None:
             return contextlib.nullcontext()
@@ -92,59 +138,12 @@ class _Run:
         """Engine outputs of prompt i, once the scheduler admits it."""
         prompt = self.prompts[i]
         request_id, salt = f"{self.engine_id}-{i}", self.req.cache_salt
-        async with self._slot(i):
+        async with self.slot(i):
             generate = self.s.engine.generate(
                 prompt.token_ids, self.params[i], request_id, self.model, salt
             )
             async for out in generate:
                 yield out
-
-    async def choose(self) -> CompletionResponse:
-        """answer_choices: each prompt's answer is the choice it ranks first."""
-
-        async def one(i: int):
-            p = self.prompts[i]
-            texts = choosing.choice_texts(self.req, p.labels)
-            async with self._slot(i):
-                request_id, salt = f"{self.engine_id}-{i}", self.req.cache_salt
-                chosen = await choosing.choose(
-                    self.s.engine, self.model, p.token_ids, texts, request_id, salt
-                )
-            self.info.prompts[i].choice_probabilities = dict(
-                zip(texts, chosen.probabilities, strict=True)
-            )
-            return texts[chosen.index], chosen
-
-        self.s.metrics.running.inc()
-        try:
-            results = await asyncio.gather(*(one(i) for i in range(len(self.prompts))))
-        finally:
-            self.s.metrics.running.dec()
-        prefix = self.s.engine.fmt.answer_prefix
-        choices = [
-            CompletionChoice(text=prefix + text, index=i, finish_reason="stop")
-            for i, (text, _) in enumerate(results)
-        ]
-        if self.req.return_token_ids:
-            for info, p in zip(self.info.prompts, self.prompts, strict=True):
-                info.prompt_token_ids = list(p.token_ids)
-        return CompletionResponse(
-            id=self.id,
-            model=self.model.name,
-            choices=choices,
-            usage=_choice_usage(self.prompts, [c for _, c in results]),
-            manyicl=self.info,
-        )
-
-    async def choose_stream(self) -> AsyncIterator[str]:
-        """answer_choices streamed: the whole answer in one chunk, then usage and [DONE]."""
-        full = await self.choose()
-        usage, full.usage = full.usage, None
-        yield f"data: {full.model_dump_json()}\n\n"
-        if self.req.stream_options and self.req.stream_options.include_usage:
-            chunk = CompletionResponse(id=self.id, model=self.model.name, choices=[], usage=usage)
-            yield f"data: {chunk.model_dump_json()}\n\n"
-        yield "data: [DONE]\n\n"
 
     async def full(self) -> CompletionResponse:
         async def last(i: int) -> RequestOutput:
@@ -153,11 +152,8 @@ class _Run:
                 final = out
             return final
 
-        self.s.metrics.running.inc()
-        try:
+        async with self.tracked():
             outs = await asyncio.gather(*(last(i) for i in range(len(self.prompts))))
-        finally:
-            self.s.metrics.running.dec()
         choices = [
             self._choice(i, out, o, first=True) for i, out in enumerate(outs) for o in out.outputs
         ]
@@ -182,6 +178,8 @@ class _Run:
             await queue.put((i, None))
 
         self.s.metrics.running.inc()
+        self.s.runs.add(self)
+        self._queue = queue
         tasks = [asyncio.create_task(pump(i)) for i in range(len(self.prompts))]
         try:
             async for line in self._events(queue):
@@ -189,6 +187,7 @@ class _Run:
         finally:  # client gone or done: cancelling the pumps aborts their engine requests
             for t in tasks:
                 t.cancel()
+            self.s.runs.discard(self)
             self.s.metrics.running.dec()
 
     async def _events(self, queue: asyncio.Queue) -> AsyncIterator[str]:
@@ -200,6 +199,10 @@ class _Run:
             if out is None:
                 open_prompts -= 1
                 continue
+            if isinstance(out, Aborted):
+                yield _sse_error(APIError(503, str(out), "server_error", code="shutting_down"))
+                yield "data: [DONE]\n\n"
+                return
             if isinstance(out, Exception):
                 status = 503 if isinstance(out, EngineDeadError) else 500
                 yield _sse_error(APIError(status, f"engine error: {out}", "server_error"))
@@ -267,18 +270,6 @@ class _Run:
                 m.ttft.observe(out.metrics.first_token_latency)
         m.generation_tokens.inc(generated)
         m.latency.observe(time.perf_counter() - self.started)
-
-
-def _choice_usage(prompts, chosen) -> Usage:
-    prompt = sum(len(p.token_ids) for p in prompts)
-    generated = sum(c.choice_tokens for c in chosen)
-    cached = sum(c.cached_tokens for c in chosen)
-    return Usage(
-        prompt_tokens=prompt,
-        completion_tokens=generated,
-        total_tokens=prompt + generated,
-        prompt_tokens_details=PromptTokensDetails(cached_tokens=cached),
-    )
 
 
 def _sse_error(err: APIError) -> str:

@@ -50,3 +50,51 @@ def _long_request(url: str) -> None:
     headers = {"Authorization": f"Bearer {API_KEY}"}
     with contextlib.suppress(httpx.HTTPError):  # the server may close the connection
         httpx.post(url + "/v1/completions", json=body, headers=headers, timeout=120)
+
+
+@pytest.mark.slow
+def test_a_stream_still_running_at_the_shutdown_timeout_ends_with_an_error_event(
+    tmp_path, smollm2_dir
+):
+    server = manyicl_server(
+        [
+            "--model",
+            smollm2_dir,
+            "--max-model-len",
+            "1024",
+            "--enforce-eager",
+            "--kv-cache-memory-bytes",
+            str(256 << 20),
+            "--demo-set-dir",
+            str(tmp_path / "sets"),
+            "--shutdown-timeout",
+            "2",
+        ],
+        tmp_path / "server.log",
+    )
+    server.start()
+    try:
+        body = {
+            "model": "smollm2-135m-instruct-0.1.2-bf16",
+            "prompt": "Once",
+            "stream": True,
+            "max_tokens": 1000,
+            "ignore_eos": True,
+        }
+        events = []
+        with httpx.stream(
+            "POST",
+            server.url + "/v1/completions",
+            json=body,
+            timeout=120,
+            headers={"Authorization": f"Bearer {API_KEY}"},
+        ) as r:
+            for line in r.iter_lines():
+                if line.startswith("data: "):
+                    events.append(line[6:])
+                    if len(events) == 1:
+                        server.proc.send_signal(signal.SIGTERM)  # mid-stream
+        assert '"shutting_down"' in events[-2] and events[-1] == "[DONE]", events[-3:]
+        assert server.proc.wait(timeout=60) == 0
+    finally:
+        server.stop()
