@@ -13,27 +13,10 @@ import httpx
 import psutil
 import pytest
 
-from serverproc import API_KEY, manyicl_server
+from serverproc import API_KEY, small_server
 
 pytestmark = pytest.mark.slow
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
-
-
-def _server(folder, smollm2_dir, name):
-    args = [
-        "--model",
-        smollm2_dir,
-        "--max-model-len",
-        "1024",
-        "--enforce-eager",
-        "--kv-cache-memory-bytes",
-        str(256 << 20),
-        "--demo-set-dir",
-        str(folder / "sets"),
-    ]
-    proc = manyicl_server(args, folder / f"{name}.log")
-    proc.start()
-    return proc
 
 
 def _register_burst(url: str, n: int, created: list[str]) -> None:
@@ -48,7 +31,7 @@ def _register_burst(url: str, n: int, created: list[str]) -> None:
 
 
 def test_sigkill_loses_no_confirmed_set_and_leaves_no_engine(tmp_path, smollm2_dir):
-    first = _server(tmp_path, smollm2_dir, "first")
+    first = small_server(tmp_path, smollm2_dir, name="first")
     engine = psutil.Process(first.pid).children(recursive=True)
     created: list[str] = []
     burst = threading.Thread(target=_register_burst, args=(first.url, 10_000, created))
@@ -59,7 +42,7 @@ def test_sigkill_loses_no_confirmed_set_and_leaves_no_engine(tmp_path, smollm2_d
     burst.join(60)
     _, alive = psutil.wait_procs(engine, timeout=30)  # they notice their parent is gone
     assert not alive, [(p.pid, p.name()) for p in alive]
-    second = _server(tmp_path, smollm2_dir, "second")
+    second = small_server(tmp_path, smollm2_dir, name="second")
     try:
         stored = {
             s["id"] for s in httpx.get(second.url + "/v1/demo_sets", headers=AUTH).json()["data"]

@@ -11,27 +11,13 @@ import httpx
 import psutil
 import pytest
 
-from serverproc import API_KEY, manyicl_server
+from serverproc import API_KEY, small_server
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_stops_the_server_and_every_engine_process(tmp_path, smollm2_dir, sig):
-    server = manyicl_server(
-        [
-            "--model",
-            smollm2_dir,
-            "--max-model-len",
-            "1024",
-            "--enforce-eager",
-            "--kv-cache-memory-bytes",
-            str(256 << 20),
-            "--demo-set-dir",
-            str(tmp_path / "sets"),
-        ],
-        tmp_path / "server.log",
-    )
-    server.start()
+    server = small_server(tmp_path, smollm2_dir)
     try:
         descendants = psutil.Process(server.pid).children(recursive=True)
         assert descendants, "the engine runs in child processes"
@@ -56,23 +42,7 @@ def _long_request(url: str) -> None:
 def test_a_stream_still_running_at_the_shutdown_timeout_ends_with_an_error_event(
     tmp_path, smollm2_dir
 ):
-    server = manyicl_server(
-        [
-            "--model",
-            smollm2_dir,
-            "--max-model-len",
-            "1024",
-            "--enforce-eager",
-            "--kv-cache-memory-bytes",
-            str(256 << 20),
-            "--demo-set-dir",
-            str(tmp_path / "sets"),
-            "--shutdown-timeout",
-            "2",
-        ],
-        tmp_path / "server.log",
-    )
-    server.start()
+    server = small_server(tmp_path, smollm2_dir, "--shutdown-timeout", "2")
     try:
         body = {
             "model": "smollm2-135m-instruct-0.1.2-bf16",
