@@ -60,10 +60,10 @@ async def serve(cfg: ServeConfig, engine_args) -> None:
                 port=cfg.port,
                 log_level=cfg.http_log_level,
                 # past the drain: aborted requests have time to send their error
-                timeout_graceful_shutdown=cfg.shutdown_timeout + 5,
+                timeout_graceful_shutdown=cfg.drain_timeout + 5,
             )
             service = app.state.service
-            server = DrainingServer(config, lambda: service.drain(cfg.shutdown_timeout))
+            server = DrainingServer(config, lambda: service.drain(cfg.drain_timeout))
             await server.serve(sockets=[listener])
         finally:
             engine.shutdown()
@@ -71,7 +71,7 @@ async def serve(cfg: ServeConfig, engine_args) -> None:
 
 class DrainingServer(uvicorn.Server):
     """uvicorn's server that, on its first exit signal, starts `on_exit()` (a coroutine: the
-    drain, in which requests in flight get --shutdown-timeout seconds, then end with an
+    drain, in which requests in flight get --drain-timeout seconds, then end with an
     error) while uvicorn stops accepting connections."""
 
     def __init__(self, config: uvicorn.Config, on_exit):

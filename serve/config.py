@@ -65,7 +65,7 @@ class ServeConfig:
         default=30.0,
     )
     http_log_level: str = arg("log level of the HTTP server (uvicorn)", default="info")
-    shutdown_timeout: float = arg(
+    drain_timeout: float = arg(
         "on SIGTERM or SIGINT, seconds to let requests in flight finish before they are cut",
         default=30.0,
     )
@@ -77,8 +77,8 @@ class ServeConfig:
             raise ValueError("--port must be in [0, 65536)")
         if self.max_inflight < 1 or self.max_wait <= 0:
             raise ValueError("--max-inflight must be >= 1 and --max-wait > 0")
-        if self.shutdown_timeout < 0:
-            raise ValueError("--shutdown-timeout must be >= 0")
+        if self.drain_timeout < 0:
+            raise ValueError("--drain-timeout must be >= 0")
         if self.max_body_bytes < 1024:
             raise ValueError("--max-body-bytes must be >= 1024")
 
