@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
-import time
 import uuid
 
 from fastapi import FastAPI, Request
@@ -23,6 +21,7 @@ from manyicl.serve.chat import as_completion, chat_response, chat_stream
 from manyicl.serve.chat_protocol import ChatCompletionRequest, ChatCompletionResponse
 from manyicl.serve.engine import ManyICLEngine
 from manyicl.serve.errors import APIError, bad_request, not_found
+from manyicl.serve.guard import Guard, error_response
 from manyicl.serve.metrics import ServerMetrics
 from manyicl.serve.openapi import document_bodies, responses
 from manyicl.serve.protocol import (
@@ -66,7 +65,13 @@ def create_app(
     app.state.service = service  # the server drains it on shutdown
     metrics.demo_sets.set(len(registry))
     open_paths = {"/health"} | ({"/metrics"} if public_metrics else set())
-    _add_middleware(app, metrics, api_key, open_paths, max_body_bytes)
+    app.add_middleware(
+        Guard,
+        metrics=metrics,
+        api_key=api_key,
+        open_paths=open_paths,
+        max_body_bytes=max_body_bytes,
+    )
     _add_error_handlers(app)
 
     _completion_routes(app, service)
@@ -213,76 +218,20 @@ async def _warm(engine: ManyICLEngine, entry: TokenizedDemoSet) -> None:
     await engine.warm(ids, engine.default_model, f"warm-{uuid.uuid4().hex}")
 
 
-def _add_middleware(
-    app: FastAPI,
-    metrics: ServerMetrics,
-    api_key: str | None,
-    open_paths: set[str],
-    max_body_bytes: int,
-) -> None:
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        started = time.perf_counter()
-        response = _check_request(request, api_key, open_paths, max_body_bytes)
-        if response is None:
-            response = await call_next(request)
-        route = request.scope.get("route")
-        path = route.path if route is not None else "unmatched"
-        metrics.requests.labels(path, str(response.status_code)).inc()
-        log.debug(
-            "%s %s %s %.3fs",
-            request.method,
-            request.url.path,
-            response.status_code,
-            time.perf_counter() - started,
-        )
-        return response
-
-
-def _check_request(
-    request: Request, api_key: str | None, open_paths: set[str], max_body_bytes: int
-) -> JSONResponse | None:
-    """Auth and body size, before the body is read; None when the request may proceed."""
-    if api_key is not None and request.url.path not in open_paths:
-        header = request.headers.get("authorization", "")
-        given = header[7:] if header.lower().startswith("bearer ") else ""
-        if not hmac.compare_digest(given.encode(), api_key.encode()):
-            err = APIError(
-                401,
-                "invalid or missing API key (Authorization: Bearer ...)",
-                "authentication_error",
-                code="invalid_api_key",
-            )
-            return _error_response(err)
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > max_body_bytes:
-        err = APIError(
-            413,
-            f"request body of {length} bytes exceeds {max_body_bytes}",
-            code="request_too_large",
-        )
-        return _error_response(err)
-    return None
-
-
-def _error_response(err: APIError) -> JSONResponse:
-    return JSONResponse(err.response().model_dump(mode="json"), status_code=err.status)
-
-
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def api_error(_: Request, err: APIError):
-        return _error_response(err)
+        return error_response(err)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, err: StarletteHTTPException):
         kind = "not_found_error" if err.status_code == 404 else "invalid_request_error"
-        return _error_response(APIError(err.status_code, str(err.detail), kind))
+        return error_response(APIError(err.status_code, str(err.detail), kind))
 
     @app.exception_handler(EngineDeadError)
     async def engine_dead(_: Request, err: Exception):
         log.error("the engine has died: %s", err)
-        return _error_response(
+        return error_response(
             APIError(
                 503, "the engine has died; restart the server", "server_error", code="engine_dead"
             )
@@ -291,6 +240,6 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(_: Request, err: Exception):
         log.exception("unhandled error")
-        return _error_response(
+        return error_response(
             APIError(500, f"internal error: {type(err).__name__}", "server_error")
         )

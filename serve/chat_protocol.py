@@ -7,9 +7,10 @@ import time
 import uuid
 from typing import Literal
 
-from pydantic import Field, StrictBool, StrictInt, StrictStr
+from pydantic import Field, StrictBool, StrictStr
 
 from manyicl.serve.protocol import (
+    JSONInt,
     ManyICLInfo,
     ManyShotFields,
     OpenAIModel,
@@ -17,6 +18,7 @@ from manyicl.serve.protocol import (
     StreamOptions,
     Usage,
     VLLMFields,
+    json_int,
 )
 
 # ----- request ------------------------------------------------------------------------------
@@ -47,19 +49,19 @@ class ChatFields(RequestModel):
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     logit_bias: dict[str, float] | None = None
     logprobs: StrictBool = False
-    max_completion_tokens: StrictInt | None = Field(None, ge=1)
-    max_tokens: StrictInt | None = Field(None, ge=1)  # deprecated by OpenAI, still sent
-    n: StrictInt = Field(1, ge=1, le=128)
+    max_completion_tokens: json_int(ge=1) | None = None
+    max_tokens: json_int(ge=1) | None = None  # deprecated by OpenAI, still sent
+    n: json_int(ge=1, le=128) = 1
     parallel_tool_calls: StrictBool | None = None
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
-    seed: StrictInt | None = None
+    seed: JSONInt | None = None
     stop: StrictStr | list[StrictStr] | None = None
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     tool_choice: StrictStr | dict | None = None
     tools: list[dict] | None = None
-    top_logprobs: StrictInt | None = Field(None, ge=0, le=20)
+    top_logprobs: json_int(ge=0, le=20) | None = None
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     user: StrictStr | None = None
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
-import multiprocessing.connection
 import os
 import signal
 import socket
@@ -121,16 +119,23 @@ def build_scheduler(cfg: ServeConfig, engine, registry, metrics):
     return DemoSetScheduler(queue, observe)
 
 
+SERVER_PID = "MANYICL_SERVE_PID"  # set by the server; its engine processes inherit it
+
+
 def exit_with_parent() -> None:
-    """In a process spawned for this server (vLLM's engine core imports this module again),
-    stop when the parent process is gone, even killed by SIGKILL, which no handler of the
-    parent sees. SIGTERM first, so that vLLM shuts its workers down; then a hard exit."""
-    parent = multiprocessing.parent_process()
-    if parent is None:
+    """In a process started under this server (vLLM's spawned engine core and workers import
+    this module again), stop when the parent process is gone, even killed by SIGKILL, which
+    no handler of the parent sees: SIGTERM first, so that vLLM shuts its workers down, then a
+    hard exit. (multiprocessing.parent_process() is not set yet while a spawned child imports
+    its main module, so the parent is the one `getppid` names now.)"""
+    owner = os.environ.get(SERVER_PID)
+    if owner is None or owner == str(os.getpid()):
         return
+    parent = os.getppid()
 
     def watch() -> None:
-        multiprocessing.connection.wait([parent.sentinel])
+        while os.getppid() == parent:  # an orphan is re-parented to init or a subreaper
+            time.sleep(1)
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(15)
         os._exit(1)
@@ -157,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     # the default handler that kills the process before `serve` can shut the engine down
     # (orphaning its processes); with this one the signal unwinds `serve` as Ctrl-C does.
     signal.signal(signal.SIGTERM, _terminate)
+    os.environ[SERVER_PID] = str(os.getpid())
     try:
         asyncio.run(serve(cfg, engine_args))
     except (FileNotFoundError, ValueError) as e:

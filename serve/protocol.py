@@ -5,11 +5,34 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+)
 
 from manyicl.prompting import Example, ShotPolicy
+
+
+def _json_integer(value: object) -> object:
+    """3.0 as 3: JSON Schema's integer is any number with no fraction, and clients send such
+    floats. Bools and strings stay refused (pydantic's lax int would take `true` and "3")."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+JSONInt = Annotated[StrictInt, BeforeValidator(_json_integer)]
+
+
+def json_int(ge: int | None = None, le: int | None = None) -> Any:
+    """JSONInt within bounds. The bounds sit inside the validator (not in `Field`) so that the
+    OpenAPI document states them as `minimum` and `maximum`, which clients can read."""
+    return Annotated[StrictInt, Field(ge=ge, le=le), BeforeValidator(_json_integer)]
 
 
 class OpenAIModel(BaseModel):
@@ -39,7 +62,7 @@ class ErrorResponse(OpenAIModel):
 # ----- /v1/completions request --------------------------------------------------------------
 
 
-XArg = StrictStr | StrictInt | float  # a value of vLLM's `vllm_xargs`
+XArg = StrictStr | JSONInt | float  # a value of vLLM's `vllm_xargs`
 
 
 class StreamOptions(RequestModel):
@@ -81,9 +104,9 @@ class ManyShotFields(RequestModel):
     demonstrations: list[Example] | None = None  # []: the query alone, in the adapter's format
     instruction: StrictStr | None = None  # with `demonstrations`: rendered before them
     demo_set: StrictStr | None = None  # id of a set registered with POST /v1/demo_sets
-    max_shots: StrictInt | None = Field(None, ge=0)  # at most this many demonstrations
+    max_shots: json_int(ge=0) | None = None  # at most this many demonstrations
     shot_policy: ShotPolicy = ShotPolicy.FIRST  # which demonstrations when not all fit
-    shot_seed: StrictInt = 0  # seed of the `random` shot policy
+    shot_seed: JSONInt = 0  # seed of the `random` shot policy
     return_token_ids: StrictBool = False  # echo the prompt token ids the engine received
     # The answer is one of these: "labels" (the distinct outputs of the demonstrations used)
     # or a list; each choice's probability comes back in the manyicl block.
@@ -96,26 +119,26 @@ class VLLMFields(RequestModel):
     honour are refused with a 400 naming the field (see ManyICLEngine.sampling_params)."""
 
     use_beam_search: StrictBool = False
-    top_k: StrictInt | None = None  # 0 or -1: off
+    top_k: JSONInt | None = None  # 0 or -1: off
     min_p: float | None = Field(None, ge=0.0, le=1.0)
     repetition_penalty: float | None = Field(None, gt=0.0)
     length_penalty: float = 1.0  # beam search only
-    stop_token_ids: list[StrictInt] | None = None
+    stop_token_ids: list[JSONInt] | None = None
     include_stop_str_in_output: StrictBool = False
     ignore_eos: StrictBool = False
-    min_tokens: StrictInt = Field(0, ge=0)
+    min_tokens: json_int(ge=0) = 0
     skip_special_tokens: StrictBool = True
     spaces_between_special_tokens: StrictBool = True
-    truncate_prompt_tokens: StrictInt | None = Field(None, ge=-1)
+    truncate_prompt_tokens: json_int(ge=-1) | None = None
     truncation_side: Literal["left", "right"] | None = None
-    allowed_token_ids: list[StrictInt] | None = None
-    prompt_logprobs: StrictInt | None = Field(None, ge=0)
-    logprob_token_ids: list[StrictInt] | None = None
+    allowed_token_ids: list[JSONInt] | None = None
+    prompt_logprobs: json_int(ge=0) | None = None
+    logprob_token_ids: list[JSONInt] | None = None
     bad_words: list[StrictStr] = []
     add_special_tokens: StrictBool = True
     response_format: ResponseFormat | None = None
     structured_outputs: StructuredOutputs | None = None
-    priority: StrictInt = 0
+    priority: JSONInt = 0
     request_id: StrictStr | None = None
     session_id: StrictStr | None = None
     return_tokens_as_token_ids: StrictBool | None = None
@@ -123,7 +146,7 @@ class VLLMFields(RequestModel):
     vllm_xargs: dict[str, XArg | list[XArg]] | None = None
     watermarking: StrictBool | None = None
     kv_transfer_params: dict | None = None
-    stream_interval: StrictInt | None = Field(None, ge=1)
+    stream_interval: json_int(ge=1) | None = None
 
 
 # --- end of extensions ------------------------------------------------------------------
@@ -133,16 +156,16 @@ class CompletionFields(RequestModel):
     """POST /v1/completions, as the OpenAI API reference orders its fields."""
 
     model: StrictStr
-    prompt: StrictStr | list[StrictStr] | list[StrictInt] | list[list[StrictInt]]
-    best_of: StrictInt | None = None
+    prompt: StrictStr | list[StrictStr] | list[JSONInt] | list[list[JSONInt]]
+    best_of: JSONInt | None = None
     echo: StrictBool = False
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     logit_bias: dict[str, float] | None = None
-    logprobs: StrictInt | None = Field(None, ge=0, le=20)  # vLLM's cap, not OpenAI's 5
-    max_tokens: StrictInt | None = Field(16, ge=0)
-    n: StrictInt = Field(1, ge=1, le=128)
+    logprobs: json_int(ge=0, le=20) | None = None  # vLLM's cap, not OpenAI's 5
+    max_tokens: json_int(ge=0) | None = 16
+    n: json_int(ge=1, le=128) = 1
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
-    seed: StrictInt | None = None
+    seed: JSONInt | None = None
     stop: StrictStr | list[StrictStr] | None = None
     stream: StrictBool = False
     stream_options: StreamOptions | None = None

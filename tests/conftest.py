@@ -148,3 +148,13 @@ def http(server):
         base_url=server.url, timeout=300, headers={"Authorization": f"Bearer {API_KEY}"}
     ) as c:
         yield c
+
+
+@pytest.fixture
+def client(server):
+    """The official `openai` client of the session server."""
+    import openai
+
+    from serverproc import API_KEY
+
+    return openai.OpenAI(base_url=server.url + "/v1", api_key=API_KEY, max_retries=0, timeout=300)

@@ -18,6 +18,7 @@ from manyicl.prompting import (
     render,
     shot_order,
 )
+from manyicl.serve.protocol import DemoSetCreate
 
 from chartok import CharTokenizer
 
@@ -25,7 +26,6 @@ from chartok import CharTokenizer
 @pytest.mark.parametrize(
     "payload",
     [
-        {"examples": []},
         {"examples": [{"input": 1, "output": "a"}]},
         {"examples": [{"input": "a", "output": None}]},
         {"examples": [{"input": "a"}]},
@@ -36,6 +36,12 @@ from chartok import CharTokenizer
 def test_bad_demo_sets_are_rejected(payload):
     with pytest.raises(ValidationError):
         DemoSet.model_validate(payload)
+
+
+def test_an_empty_set_is_a_zero_shot_prompt_but_cannot_be_registered():
+    assert DemoSet.model_validate({"examples": []}).examples == []  # `demonstrations: []`
+    with pytest.raises(ValidationError):
+        DemoSetCreate.model_validate({"examples": []})
 
 
 def test_demo_set_and_format_json_round_trip(tmp_path):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 
 import httpx
-import openai
 import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -22,11 +21,6 @@ DEMOS = [
     {"input": w, "output": "A" if w[0] == "a" else "other"}
     for w in ["apple", "banana", "avocado", "cherry", "apricot", "bean"] * 6
 ]
-
-
-@pytest.fixture
-def client(server):
-    return openai.OpenAI(base_url=server.url + "/v1", api_key=KEY, max_retries=0, timeout=300)
 
 
 def _many_shot(client, prompt="apricot", **kw):

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import httpx
 import pytest
@@ -122,29 +121,30 @@ def _lm_eval_tasks(folder) -> str:
     ]
     for name, rows in (("gen", gen), ("mc", mc)):
         (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    common = "dataset_path: json\ntest_split: train\n"
-    (folder / "gen.yaml").write_text(
-        textwrap.dedent(f"""\
-        task: manyicl_gen
-        {common}dataset_kwargs: {{data_files: {{train: {folder}/gen.jsonl}}}}
-        output_type: generate_until
-        doc_to_text: "{{{{q}}}}"
-        doc_to_target: " {{{{a}}}}"
-        generation_kwargs: {{until: ["\\n"], max_gen_toks: 4, do_sample: false, temperature: 0}}
-        metric_list: [{{metric: exact_match}}]
-        """)
-    )
-    (folder / "mc.yaml").write_text(
-        textwrap.dedent(f"""\
-        task: manyicl_mc
-        {common}dataset_kwargs: {{data_files: {{train: {folder}/mc.jsonl}}}}
-        output_type: multiple_choice
-        doc_to_text: "{{{{q}}}} Answer:"
-        doc_to_choice: "{{{{choices}}}}"
-        doc_to_target: gold
-        metric_list: [{{metric: acc}}]
-        """)
-    )
+    specific = {
+        "gen": [
+            "output_type: generate_until",
+            'doc_to_text: "{{q}}"',
+            'doc_to_target: " {{a}}"',
+            'generation_kwargs: {until: ["\\n"], max_gen_toks: 4, do_sample: false}',
+            "metric_list: [{metric: exact_match}]",
+        ],
+        "mc": [
+            "output_type: multiple_choice",
+            'doc_to_text: "{{q}} Answer:"',
+            'doc_to_choice: "{{choices}}"',
+            "doc_to_target: gold",
+            "metric_list: [{metric: acc}]",
+        ],
+    }
+    for name, lines in specific.items():
+        common = [
+            f"task: manyicl_{name}",
+            "dataset_path: json",
+            f"dataset_kwargs: {{data_files: {{train: {folder / name}.jsonl}}}}",
+            "test_split: train",
+        ]
+        (folder / f"{name}.yaml").write_text("\n".join(common + lines) + "\n")
     return str(folder)
 
 
