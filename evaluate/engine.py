@@ -11,6 +11,7 @@ tokens (`pick`), which the cache serves like any query.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,8 +50,11 @@ class EvalEngine:
         from vllm import LLM
         from vllm.platforms import current_platform
 
-        from manyicl.cpu import auto_dtype, cpu_flags
+        from manyicl.cpu import RESERVED_CPUS, auto_dtype, cpu_flags, offline_reserved_cpus
         from manyicl.merge import merged_checkpoint
+
+        if current_platform.is_cpu() and (reserved := offline_reserved_cpus(os.environ)):
+            os.environ[RESERVED_CPUS] = reserved  # read by the engine processes it spawns
 
         dtype, why = cfg.dtype, "asked for"
         if dtype == "auto":

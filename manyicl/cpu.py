@@ -71,3 +71,15 @@ def auto_dtype(on_cpu: bool, flags: frozenset[str] | set[str]) -> tuple[str, str
         "the CPU has no native bf16 (no avx512_bf16, amx_bf16): bf16 matrix products fall "
         "back to a slow path, float32 is 3-5x faster"
     )
+
+
+RESERVED_CPUS = "VLLM_CPU_NUM_OF_RESERVED_CPU"
+
+
+def offline_reserved_cpus(environ: dict[str, str]) -> str | None:
+    """The value to give VLLM_CPU_NUM_OF_RESERVED_CPU for an offline engine (evaluation), or
+    None to leave it. vLLM's CPU worker keeps one core for its scheduler process by default; an
+    offline run's scheduler is idle while the worker computes, so on a 2-core machine that
+    halves the compute for nothing. Measured on an AMD EPYC (2 cores, AVX2): `manyicl-eval
+    --preset quick` 71 s -> 51 s of scoring, identical scores. A value the user set is kept."""
+    return None if RESERVED_CPUS in environ else "0"
