@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import manyicl.lifeline  # noqa: F401 - in the engine's spawned processes: exit with the parent
 from manyicl.cliargs import arg, parse_dataclass
 
 # Defaults per preset; flags given on the command line override them.

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import socket
 import sys
-import threading
-import time
 import uuid
 
 import uvicorn
 
+from manyicl.lifeline import claim_children
 from manyicl.serve.config import ServeConfig, parse_config
 
 log = logging.getLogger("manyicl.serve")
@@ -119,33 +117,6 @@ def build_scheduler(cfg: ServeConfig, engine, registry, metrics):
     return DemoSetScheduler(queue, observe)
 
 
-SERVER_PID = "MANYICL_SERVE_PID"  # set by the server; its engine processes inherit it
-
-
-def exit_with_parent() -> None:
-    """In a process started under this server (vLLM's spawned engine core and workers import
-    this module again), stop when the parent process is gone, even killed by SIGKILL, which
-    no handler of the parent sees: SIGTERM first, so that vLLM shuts its workers down, then a
-    hard exit. (multiprocessing.parent_process() is not set yet while a spawned child imports
-    its main module, so the parent is the one `getppid` names now.)"""
-    owner = os.environ.get(SERVER_PID)
-    if owner is None or owner == str(os.getpid()):
-        return
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:  # an orphan is re-parented to init or a subreaper
-            time.sleep(1)
-        os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(15)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="manyicl-parent-watch", daemon=True).start()
-
-
-exit_with_parent()  # a no-op in the server process itself
-
-
 class Terminated(BaseException):
     """SIGTERM, raised in the main thread as KeyboardInterrupt is for SIGINT (a BaseException,
     so that no `except Exception` on the way swallows it)."""
@@ -162,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     # the default handler that kills the process before `serve` can shut the engine down
     # (orphaning its processes); with this one the signal unwinds `serve` as Ctrl-C does.
     signal.signal(signal.SIGTERM, _terminate)
-    os.environ[SERVER_PID] = str(os.getpid())
+    claim_children()  # the engine's processes exit when this one is gone, however it ends
     try:
         asyncio.run(serve(cfg, engine_args))
     except (FileNotFoundError, ValueError) as e:
