@@ -73,7 +73,7 @@ def test_vllm_benchmark_client_runs_without_failures(server, smollm2_dir, tmp_pa
         "--prefix-repetition-output-len",
         "8",
         "--num-prompts",
-        "6",
+        "24",  # the run that once got 24 x 400 (vLLM fields refused)
         "--save-result",
         "--result-dir",
         str(tmp_path),
@@ -86,7 +86,7 @@ def test_vllm_benchmark_client_runs_without_failures(server, smollm2_dir, tmp_pa
     )
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads((tmp_path / "bench.json").read_text())
-    assert result["completed"] == 6 and result.get("failed", 0) == 0, result
+    assert result["completed"] == 24 and result.get("failed", 0) == 0, result
 
 
 def test_prompt_logprobs_match_vllms_server(http, vllm_server):
