@@ -22,6 +22,7 @@ from manyicl.evaluate.scoring import exact_match, first_answer, rouge_l
 from manyicl.evaluate.suite import EvalTask
 from manyicl.finetune.tasks import TaskExample
 from manyicl.prompting import (
+    BlockPadding,
     HFTokenizer,
     PromptFormat,
     assemble,
@@ -68,16 +69,21 @@ def demo_block(
     fmt: PromptFormat,
     tok: HFTokenizer,
     room: int,
+    padding: BlockPadding | None = None,
 ) -> tuple[list[int], list[TaskExample]]:
     """(ids of header + demonstrations, the demonstrations): `shots` drawn by a shuffle of the
     pool seeded by (natural task, seed), or as many as fit in `room` tokens when `shots` is
-    None; always the longest prefix of that order that fits."""
+    None; always the longest prefix of that order that fits, with the format's filler after it
+    as the server renders it."""
     header = tokenize_header(fmt, tok, task.instruction_at)
     order = random.Random(f"{seed}:{task.base}").sample(range(len(pool)), len(pool))
     wanted = [pool[i] for i in (order if shots is None else order[:shots])]
     examples = [tokenize_example(fmt, tok, e.as_demo()) for e in wanted]
-    plan = plan_shots([len(e) for e in examples], fixed_tokens=len(header), max_context=room)
-    block = assemble(header, [examples[i] for i in plan.indices]).token_ids
+    filler = padding.reserve if padding else 0
+    plan = plan_shots(
+        [len(e) for e in examples], fixed_tokens=len(header) + filler, max_context=room
+    )
+    block = assemble(header, [examples[i] for i in plan.indices], padding=padding).token_ids
     return block, [wanted[i] for i in plan.indices]
 
 
@@ -123,12 +129,13 @@ def cells_for(
     fmt: PromptFormat,
     tok: HFTokenizer,
     room: int,
+    padding: BlockPadding | None = None,
 ) -> list[Cell]:
     """The cells of one (task, shots): one per seed (one only without demonstrations)."""
     cells = []
     for seed in range(seeds if shots != 0 else 1):
         pool, evals = task.at_seed(seed)
-        block, demos = demo_block(task, pool, shots, seed, fmt, tok, room)
+        block, demos = demo_block(task, pool, shots, seed, fmt, tok, room, padding)
         queries = [tokenize_query(fmt, tok, e.input) for e in evals]
         cells.append(Cell(task, shots, seed, block, demos, evals, queries))
     return cells

@@ -24,11 +24,13 @@ from manyicl.finetune.remap import (
 )
 from manyicl.finetune.tasks import TaskExample
 from manyicl.prompting import (
+    BlockPadding,
     PromptFormat,
     RenderedPrompt,
     TokenizedExample,
     Tokenizer,
     assemble,
+    block_padding,
     fill,
     tokenize_example,
     tokenize_header,
@@ -74,6 +76,7 @@ class TokenizedTask:
     eval: tuple[TokenizedExample, ...]
     dropped: int  # examples longer than a whole sequence
     remap: RemapTokens | None = None  # set for classification tasks when remapping is on
+    padding: BlockPadding | None = None  # the format's filler before a sequence's last example
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,10 @@ def tokenize_tasks(
         remap = _remap_tokens(examples, fmt, tok, remapping, answers) if remap_on else None
         train = tuple(t for _, t in kept)
         dropped = len(pairs) - len(kept)
-        out.append(TokenizedTask(mt.task.name, mt.weight, header, train, evals, dropped, remap))
+        padding = block_padding(fmt, tok)
+        out.append(
+            TokenizedTask(mt.task.name, mt.weight, header, train, evals, dropped, remap, padding)
+        )
     return out
 
 
@@ -205,7 +211,7 @@ class SequenceStream:
         while len(chosen) < limit:
             j = self._next_example(i)
             n = len(_example(task, j, labels))
-            if chosen and length + n > self.max_seq_len:
+            if chosen and length + _filler(task, length) + n > self.max_seq_len:
                 break
             chosen.append(j)
             length += n
@@ -225,12 +231,29 @@ def _example(task: TokenizedTask, j: int, labels: tuple[str, ...] | None) -> Tok
     return TokenizedExample(r.stems[j], r.answers[labels[r.label_of[j]]])
 
 
+def _filler(task: TokenizedTask, length: int) -> int:
+    """Filler tokens before an example that would follow `length` tokens as the last one."""
+    return task.padding.count(length) if task.padding else 0
+
+
+def render_sequence(
+    header: Sequence[int], examples: Sequence[TokenizedExample], padding: BlockPadding | None
+) -> RenderedPrompt:
+    """A training sequence as the server renders a request whose query is its last example:
+    with the format's filler, the demo block before that example ends on a block boundary.
+    Every example's span is kept (the filler sits between the last two spans)."""
+    if padding is None or len(examples) < 2:
+        return assemble(header, examples)
+    block = assemble(header, examples[:-1], padding=padding)
+    last = assemble(block.token_ids, examples[-1:])
+    return RenderedPrompt(last.token_ids, block.header_len, block.examples + last.examples)
+
+
 def materialise(tasks: Sequence[TokenizedTask], plan: SequencePlan) -> TrainSequence:
     """The ids and spans of one packed sequence, and which of its answers carry no loss."""
     task = tasks[plan.task]
-    prompt = assemble(
-        _header(task, plan.labels), [_example(task, j, plan.labels) for j in plan.examples]
-    )
+    examples = [_example(task, j, plan.labels) for j in plan.examples]
+    prompt = render_sequence(_header(task, plan.labels), examples, task.padding)
     if plan.labels is None:
         return TrainSequence(prompt)
     r = task.remap
@@ -247,13 +270,14 @@ def eval_sequences(
         seqs, current, length = [], [], len(task.header)
         cap = shots.high or len(task.eval)
         for ex in task.eval:
-            if current and (length + len(ex) > max_seq_len or len(current) == cap):
-                seqs.append(TrainSequence(assemble(task.header, current)))
+            full = length + _filler(task, length) + len(ex) > max_seq_len
+            if current and (full or len(current) == cap):
+                seqs.append(TrainSequence(render_sequence(task.header, current, task.padding)))
                 current, length = [], len(task.header)
             current.append(ex)
             length += len(ex)
         if current:
-            seqs.append(TrainSequence(assemble(task.header, current)))
+            seqs.append(TrainSequence(render_sequence(task.header, current, task.padding)))
         per_task.append(seqs)
     out: list[TrainSequence] = []
     for rnd in range(max((len(s) for s in per_task), default=0)):
@@ -263,9 +287,10 @@ def eval_sequences(
 
 def plan_length(tasks: Sequence[TokenizedTask], plan: SequencePlan) -> int:
     task = tasks[plan.task]
-    return len(_header(task, plan.labels)) + sum(
-        len(_example(task, j, plan.labels)) for j in plan.examples
-    )
+    lengths = [len(_example(task, j, plan.labels)) for j in plan.examples]
+    before_last = len(_header(task, plan.labels)) + sum(lengths[:-1])
+    filler = _filler(task, before_last) if len(lengths) > 1 else 0
+    return before_last + filler + sum(lengths[-1:])
 
 
 class StepPlanner:

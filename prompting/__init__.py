@@ -4,10 +4,12 @@ from manyicl.prompting.budget import ContextOverflow, ShotPlan, ShotPolicy, plan
 from manyicl.prompting.formats import PLAIN, PromptFormat, chat_format, get_format
 from manyicl.prompting.hashing import demo_set_id
 from manyicl.prompting.render import (
+    BlockPadding,
     ExampleSpan,
     RenderedPrompt,
     TokenizedExample,
     assemble,
+    block_padding,
     fill,
     is_canonical,
     render,
@@ -20,6 +22,7 @@ from manyicl.prompting.types import DemoSet, Example
 
 __all__ = [
     "PLAIN",
+    "BlockPadding",
     "ContextOverflow",
     "DemoSet",
     "Example",
@@ -32,6 +35,7 @@ __all__ = [
     "TokenizedExample",
     "Tokenizer",
     "assemble",
+    "block_padding",
     "chat_format",
     "demo_set_id",
     "fill",

@@ -1,8 +1,9 @@
 """Prompt formats as data: a few template strings, saved next to an adapter and read by the server.
 
 A rendered prompt is
-    [special prefix] header-or-instruction  (input_i output_i)*  input_query
-where `output` templates are the supervised answers in training. Presets: `plain`
+    [special prefix] header-or-instruction  (input_i output_i)*  [pad * k]  input_query
+where `output` templates are the supervised answers in training, and k filler tokens (at most
+`align - 1`) end the demo block on a multiple of `align`. Presets: `plain`
 (Input:/Output: lines) and `chat` (built from a tokenizer's own chat template).
 """
 
@@ -13,7 +14,14 @@ import string
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    NonNegativeInt,
+    StrictBool,
+    StrictStr,
+    model_validator,
+)
 
 
 class PromptFormat(BaseModel):
@@ -28,6 +36,11 @@ class PromptFormat(BaseModel):
     output: StrictStr = " {output}\n\n"  # each answer with its end-of-answer separator
     stop: list[StrictStr] = ["\n\n"]  # generation stops here: the end of an answer
     add_special_prefix: StrictBool = True  # start with the tokenizer's own BOS, if it has one
+    # Filler after the last demonstration, so the demo block ends on a KV-block boundary and a
+    # warm request computes only its query (vLLM caches whole blocks). 0: no filler. The
+    # presets use 128, a multiple of every block size vLLM uses (16 on GPUs, 32-128 on CPUs).
+    align: NonNegativeInt = 0
+    pad: StrictStr = "\n"  # the filler: text of exactly one token
 
     @model_validator(mode="after")
     def _check_fields(self) -> PromptFormat:
@@ -67,7 +80,8 @@ def template_fields(template: str) -> list[str]:
     return [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
 
 
-PLAIN = PromptFormat(name="plain")
+ALIGN = 128  # the presets' demo-block alignment (see `PromptFormat.align`)
+PLAIN = PromptFormat(name="plain", align=ALIGN)
 
 # Sentinels for reading a chat template's turn structure off its output.
 _S_SYS, _S_IN, _S_OUT, _S_IN2 = "QQSYSTEMQQ", "QQINPUTQQ", "QQOUTPUTQQ", "QQINPUTTWOQQ"
@@ -116,6 +130,7 @@ def chat_format(hf_tokenizer: Any, name: str = "chat") -> PromptFormat:
         output="{output}" + _escape(turn_end),
         stop=[turn_end.strip() or turn_end],
         add_special_prefix=False,  # a chat template writes its own BOS text, if any
+        align=ALIGN,
     )
 
 

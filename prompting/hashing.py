@@ -16,12 +16,14 @@ from manyicl.prompting.types import DemoSet
 def demo_set_id(demos: DemoSet, fmt: PromptFormat, tokenizer_fingerprint: str) -> str:
     """`ds-` + 24 hex digits of SHA-256 over a canonical JSON of what determines the ids.
 
-    The set's display name is left out: renaming a set does not change its tokens.
+    The set's display name is left out: renaming a set does not change its tokens. So is the
+    filler of a format that does not align (ids from before alignment existed stay valid).
     """
+    unused = {"align", "pad"} if not fmt.align else set()
     payload = {
         "examples": [[ex.input, ex.output] for ex in demos.examples],
         "instruction": demos.instruction,
-        "format": fmt.model_dump(exclude={"name"}),
+        "format": fmt.model_dump(exclude={"name", *unused}),
         "tokenizer": tokenizer_fingerprint,
     }
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))

@@ -13,6 +13,7 @@ tokenizer produces on the joined text (`is_canonical`).
 
 from __future__ import annotations
 
+import math
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,11 +51,12 @@ class RenderedPrompt:
     token_ids: list[int]
     header_len: int  # special prefix + header or instruction
     examples: tuple[ExampleSpan, ...]
+    pad_len: int = 0  # filler tokens after the last demonstration
 
     @property
     def demo_block_end(self) -> int:
-        """Length of the shared prefix: header plus every demonstration."""
-        return self.examples[-1].end if self.examples else self.header_len
+        """Length of the shared prefix: header, every demonstration, and the filler."""
+        return (self.examples[-1].end if self.examples else self.header_len) + self.pad_len
 
     @property
     def answer_spans(self) -> list[tuple[int, int]]:
@@ -125,12 +127,47 @@ def tokenize_query(fmt: PromptFormat, tok: Tokenizer, query: str) -> list[int]:
     return fill(fmt.input, tok, input=query)
 
 
+@dataclass(frozen=True)
+class BlockPadding:
+    """Filler that ends a demo block on a multiple of `multiple` tokens (a KV-block boundary)."""
+
+    multiple: int  # >= 1
+    token: int  # the format's `pad`, tokenised
+
+    def count(self, length: int) -> int:
+        """Filler tokens after a demo block of `length` tokens."""
+        return -length % self.multiple
+
+    @property
+    def reserve(self) -> int:
+        """The most filler a demo block can need: keep it free when fitting shots."""
+        return self.multiple - 1
+
+
+def block_padding(
+    fmt: PromptFormat, tok: Tokenizer, block_size: int | None = None
+) -> BlockPadding | None:
+    """The format's padding (None when `fmt.align` is 0). With an engine's `block_size` that
+    does not divide `fmt.align`, the multiple is their least common multiple, so the block
+    still ends on the engine's boundary (training never padded that far: the server logs it)."""
+    if not fmt.align:
+        return None
+    ids = tok.encode_template(fmt.pad)
+    if len(ids) != 1:
+        raise ValueError(
+            f"format {fmt.name!r}: pad {fmt.pad!r} must be exactly one token, got {len(ids)}"
+        )
+    return BlockPadding(math.lcm(fmt.align, block_size or 1), ids[0])
+
+
 def assemble(
     header: Sequence[int],
     examples: Sequence[TokenizedExample],
     query: Sequence[int] | None = None,
+    padding: BlockPadding | None = None,
 ) -> RenderedPrompt:
-    """Concatenate pre-tokenised pieces and record the spans."""
+    """Concatenate pre-tokenised pieces and record the spans. With `padding` and at least one
+    demonstration, filler after the last one ends the demo block on a block boundary."""
     ids = list(header)
     spans = []
     for ex in examples:
@@ -139,9 +176,11 @@ def assemble(
         answer_start = len(ids)
         ids += ex.answer
         spans.append(ExampleSpan(start, answer_start, len(ids)))
+    pad_len = padding.count(len(ids)) if padding and examples else 0
+    ids += [padding.token] * pad_len if padding else []
     if query is not None:
         ids += query
-    return RenderedPrompt(ids, len(header), tuple(spans))
+    return RenderedPrompt(ids, len(header), tuple(spans), pad_len)
 
 
 def render(
@@ -149,14 +188,17 @@ def render(
     tok: Tokenizer,
     demos: DemoSet | Sequence[Example],
     query: str | None = None,
+    block_size: int | None = None,
 ) -> RenderedPrompt:
-    """Render `demos` (all of them, in order) and optionally a query to ids with spans."""
+    """Render `demos` (all of them, in order), the format's padding and optionally a query to
+    ids with spans, as a server with KV blocks of `block_size` does."""
     instruction = demos.instruction if isinstance(demos, DemoSet) else None
     examples = demos.examples if isinstance(demos, DemoSet) else demos
     return assemble(
         tokenize_header(fmt, tok, instruction),
         [tokenize_example(fmt, tok, ex) for ex in examples],
         None if query is None else tokenize_query(fmt, tok, query),
+        block_padding(fmt, tok, block_size),
     )
 
 

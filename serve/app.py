@@ -209,12 +209,14 @@ def _info(entry: TokenizedDemoSet, warmed: bool = False) -> DemoSetInfo:
 
 async def _warm(engine: ManyICLEngine, entry: TokenizedDemoSet) -> None:
     """Prefill the demo block a default request would use (first-k, as many as fit)."""
+    filler = engine.padding.reserve if engine.padding else 0
     plan = plan_shots(
         [len(e) for e in entry.examples],
-        fixed_tokens=len(entry.header) + 1,
+        fixed_tokens=len(entry.header) + filler + 1,
         max_context=engine.max_model_len,
     )
-    ids = assemble(entry.header, [entry.examples[i] for i in plan.indices]).token_ids
+    examples = [entry.examples[i] for i in plan.indices]
+    ids = assemble(entry.header, examples, padding=engine.padding).token_ids
     await engine.warm(ids, engine.default_model, f"warm-{uuid.uuid4().hex}")
 
 

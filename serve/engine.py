@@ -13,7 +13,7 @@ from vllm.lora.request import LoRARequest
 from vllm.outputs import RequestOutput
 from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
-from manyicl.prompting import HFTokenizer, PromptFormat
+from manyicl.prompting import BlockPadding, HFTokenizer, PromptFormat
 from manyicl.serve.errors import bad_request, not_found
 from manyicl.serve.protocol import CompletionRequest
 
@@ -39,8 +39,10 @@ class ManyICLEngine:
         fmt: PromptFormat,
         models: list[ServedModel],
         max_model_len: int,
+        padding: BlockPadding | None = None,
     ):
         self.llm, self.tok, self.fmt = llm, tok, fmt
+        self.padding = padding  # demo-block filler for this engine's KV block size
         self.models = {m.name: m for m in models}
         self.default_model = models[0]
         self.max_model_len = max_model_len

@@ -9,7 +9,7 @@ from manyicl.cpu import auto_dtype, cpu_flags
 from manyicl.manifest import model_fingerprint, read_manifest
 from manyicl.merge import merged_checkpoint
 from manyicl.models import resolve_model
-from manyicl.prompting import HFTokenizer, get_format
+from manyicl.prompting import BlockPadding, HFTokenizer, block_padding, get_format
 from manyicl.prompting.formats import PromptFormat
 from manyicl.serve.config import ServeConfig
 from manyicl.serve.engine import ManyICLEngine, ServedModel
@@ -58,7 +58,30 @@ def build_engine(cfg: ServeConfig, engine_args) -> ManyICLEngine:
     if manifest and not cfg.merge_lora:
         lora = LoRARequest(manifest.adapter_name(cfg.adapter), 1, str(cfg.adapter))
         served.insert(0, ServedModel(cfg.adapter_name, lora, model_path))
-    return ManyICLEngine(llm, HFTokenizer(hf_tok), fmt, served, llm.model_config.max_model_len)
+    tok = HFTokenizer(hf_tok)
+    padding = _padding(fmt, tok, llm.vllm_config.cache_config.block_size)
+    return ManyICLEngine(llm, tok, fmt, served, llm.model_config.max_model_len, padding)
+
+
+def _padding(fmt: PromptFormat, tok: HFTokenizer, block_size: int) -> BlockPadding | None:
+    """The demo-block filler for this engine's KV blocks, logged with how it relates to the
+    format's own alignment (what training rendered)."""
+    padding = block_padding(fmt, tok, block_size)
+    if padding is None:
+        log.info("demo blocks are not aligned (format %r has align 0)", fmt.name)
+    elif padding.multiple != fmt.align:
+        log.warning(
+            "KV block size %d does not divide the format's align %d: demo blocks are padded to "
+            "multiples of %d, more filler than training saw",
+            block_size,
+            fmt.align,
+            padding.multiple,
+        )
+    else:
+        log.info(
+            "demo blocks end on multiples of %d tokens (KV blocks of %d)", fmt.align, block_size
+        )
+    return padding
 
 
 def choose_dtype(engine_args, on_cpu: bool) -> None:

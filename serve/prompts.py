@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from manyicl.prompting import (
+    BlockPadding,
     ContextOverflow,
     DemoSet,
     HFTokenizer,
@@ -34,6 +35,7 @@ def prepare_prompts(
     tok: HFTokenizer,
     registry: DemoSetRegistry,
     max_model_len: int,
+    padding: BlockPadding | None = None,
 ) -> list[PreparedPrompt]:
     """Every prompt of the request as token ids; raises APIError for bad input."""
     demo_set = _demo_set(req, fmt, tok, registry)
@@ -46,7 +48,10 @@ def prepare_prompts(
             "of strings, not token ids",
             "prompt",
         )
-    return [_many_shot(i, q, demo_set, fmt, tok, req, max_model_len) for i, q in enumerate(prompts)]
+    return [
+        _many_shot(i, tokenize_query(fmt, tok, q), demo_set, req, max_model_len, padding)
+        for i, q in enumerate(prompts)
+    ]
 
 
 def split_prompts(prompt: str | list) -> list[str | list[int]]:
@@ -89,18 +94,17 @@ def _reserve(req: CompletionRequest) -> int:
 
 def _many_shot(
     index: int,
-    query: str,
+    query_ids: list[int],
     ds: TokenizedDemoSet,
-    fmt: PromptFormat,
-    tok: HFTokenizer,
     req: CompletionRequest,
     max_model_len: int,
+    padding: BlockPadding | None,
 ) -> PreparedPrompt:
-    query_ids = tokenize_query(fmt, tok, query)
+    filler = padding.reserve if padding else 0
     try:
         plan = plan_shots(
             [len(e) for e in ds.examples],
-            fixed_tokens=len(ds.header) + len(query_ids) + _reserve(req),
+            fixed_tokens=len(ds.header) + filler + len(query_ids) + _reserve(req),
             max_context=max_model_len,
             policy=req.shot_policy,
             seed=req.shot_seed,
@@ -108,7 +112,7 @@ def _many_shot(
         )
     except ContextOverflow as e:
         raise bad_request(f"prompt {index}: {e}", "prompt", "context_length_exceeded") from None
-    rendered = assemble(ds.header, [ds.examples[i] for i in plan.indices], query_ids)
+    rendered = assemble(ds.header, [ds.examples[i] for i in plan.indices], query_ids, padding)
     info = PromptInfo(
         index=index,
         shots_used=len(plan.indices),

@@ -60,7 +60,12 @@ class CompletionService:
         """Validate against the engine, then run; bad input raises APIError before any work."""
         model = self.engine.resolve_model(req.model)
         prompts = prepare_prompts(
-            req, self.engine.fmt, self.engine.tok, self.registry, self.engine.max_model_len
+            req,
+            self.engine.fmt,
+            self.engine.tok,
+            self.registry,
+            self.engine.max_model_len,
+            self.engine.padding,
         )
         params = [
             self.engine.sampling_params(req, len(p.token_ids), p.uses_demos, req.stream)

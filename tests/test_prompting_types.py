@@ -108,35 +108,40 @@ def test_query_that_alone_overflows_is_a_clear_error():
         plan_shots([1], fixed_tokens=11, max_context=10)
 
 
-def test_plan_fits_the_rendered_prompt():
-    tok = CharTokenizer()
+@pytest.mark.parametrize("align", [0, 16])
+def test_plan_fits_the_rendered_prompt(align):
+    # As the server fits shots: the filler's most (align - 1) is kept free.
+    tok, fmt = CharTokenizer(), PLAIN.model_copy(update={"align": align})
     demos = DemoSet(examples=[Example(input=f"in{i}", output=f"out{i}") for i in range(10)])
-    full = render(PLAIN, tok, demos, "query")
-    lengths = [b - a for a, _, b in ((e.start, 0, e.end) for e in full.examples)]
-    fixed = full.header_len + (len(full.token_ids) - full.demo_block_end) + 5
+    full = render(fmt, tok, demos, "query")
+    lengths = [e.end - e.start for e in full.examples]
+    query = len(full.token_ids) - full.demo_block_end
+    fixed = full.header_len + max(align - 1, 0) + query + 5
     plan = plan_shots(lengths, fixed_tokens=fixed, max_context=100)
-    chosen = render(PLAIN, tok, [demos.examples[i] for i in plan.indices], "query")
+    chosen = render(fmt, tok, [demos.examples[i] for i in plan.indices], "query")
     assert len(chosen.token_ids) + 5 <= 100
-    assert len(chosen.token_ids) + 5 + lengths[len(plan.indices)] > 100
+    assert fixed + sum(lengths[: len(plan.indices) + 1]) > 100
 
 
 def test_demo_set_id_depends_on_content_not_name():
     demos = DemoSet(examples=[Example(input="a", output="b")], name="one")
-    same = demo_set_id(demos, PLAIN, "tok")
-    assert same == demo_set_id(demos.model_copy(update={"name": "two"}), PLAIN, "tok")
+    unaligned = PLAIN.model_copy(update={"align": 0})
+    same = demo_set_id(demos, unaligned, "tok")
+    assert same == demo_set_id(demos.model_copy(update={"name": "two"}), unaligned, "tok")
     assert same.startswith("ds-") and len(same) == 27
     other_ex = DemoSet(examples=[Example(input="a", output="c")])
-    other_fmt = PLAIN.model_copy(update={"output": " {output}\n"})
+    other_fmt = unaligned.model_copy(update={"output": " {output}\n"})
     assert (
         len(
             {
                 same,
-                demo_set_id(other_ex, PLAIN, "tok"),
+                demo_set_id(other_ex, unaligned, "tok"),
                 demo_set_id(demos, other_fmt, "tok"),
-                demo_set_id(demos, PLAIN, "other-tok"),
+                demo_set_id(demos, unaligned, "other-tok"),
+                demo_set_id(demos, PLAIN, "tok"),  # aligned: other block tokens
             }
         )
-        == 4
+        == 5
     )
     # Ids are stored on disk by the server: the scheme must not drift between versions.
     assert same == "ds-07c79640e60627aee8ffb6be"

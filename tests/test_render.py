@@ -9,10 +9,12 @@ import pytest
 
 from manyicl.prompting import (
     PLAIN,
+    BlockPadding,
     DemoSet,
     Example,
     ExampleSpan,
     PromptFormat,
+    block_padding,
     chat_format,
     fill,
     is_canonical,
@@ -31,50 +33,79 @@ SPECIAL_FMT = PromptFormat(
     add_special_prefix=False,
 )
 U, A, E, S = SPECIALS["<u>"], SPECIALS["<a>"], SPECIALS["<e>"], SPECIALS["<s>"]
+UNALIGNED = PLAIN.model_copy(update={"align": 0})
+ALIGN8 = PLAIN.model_copy(update={"align": 8})  # the demo block ends on a multiple of 8
 
-# (format, demos, instruction, query) -> (ids, header_len, spans)
+# (format, demos, instruction, query, block size) -> (ids, header_len, spans, demo block end)
 # fmt: off
 RENDER_TABLE = [
     pytest.param(
-        PLAIN, [("a", "b")], None, "c",
-        ids("Input: a\nOutput: b\n\nInput: c\nOutput:", bos=True), 1, [(1, 17, 21)],
+        UNALIGNED, [("a", "b")], None, "c", None,
+        ids("Input: a\nOutput: b\n\nInput: c\nOutput:", bos=True), 1, [(1, 17, 21)], 21,
         id="plain-one-shot",
     ),
     pytest.param(
-        PLAIN, [("a", "b"), ("xy", "z")], "Hi", None,
+        UNALIGNED, [("a", "b"), ("xy", "z")], "Hi", None, None,
         ids("Hi\n\nInput: a\nOutput: b\n\nInput: xy\nOutput: z\n\n", bos=True), 5,
-        [(5, 21, 25), (25, 42, 46)],
+        [(5, 21, 25), (25, 42, 46)], 46,
         id="plain-instruction-no-query",
     ),
     pytest.param(
-        PLAIN, [], None, "q",
-        ids("Input: q\nOutput:", bos=True), 1, [],
+        UNALIGNED, [], None, "q", None,
+        ids("Input: q\nOutput:", bos=True), 1, [], 1,
         id="plain-zero-shot",
     ),
     pytest.param(
-        SPECIAL_FMT, [("a", "b")], None, "c",
-        [S, U, *ids("a"), E, A, *ids("b"), E, U, *ids("c"), E, A], 1, [(1, 5, 7)],
+        ALIGN8, [("a", "b")], None, "c", None,
+        ids("Input: a\nOutput: b\n\n" + "\n" * 3 + "Input: c\nOutput:", bos=True), 1,
+        [(1, 17, 21)], 24,
+        id="aligned-filler-before-the-query",
+    ),
+    pytest.param(
+        ALIGN8, [("a", "b")], None, "c", 16,
+        ids("Input: a\nOutput: b\n\n" + "\n" * 11 + "Input: c\nOutput:", bos=True), 1,
+        [(1, 17, 21)], 32,
+        id="aligned-to-a-larger-kv-block",
+    ),
+    pytest.param(
+        ALIGN8, [("a", "b"), ("xy", "z")], "Hi", None, None,
+        ids("Hi\n\nInput: a\nOutput: b\n\nInput: xy\nOutput: z\n\n" + "\n" * 2, bos=True),
+        5, [(5, 21, 25), (25, 42, 46)], 48,
+        id="aligned-block-without-query",
+    ),
+    pytest.param(
+        ALIGN8, [], None, "q", None,
+        ids("Input: q\nOutput:", bos=True), 1, [], 1,
+        id="aligned-zero-shot-has-no-filler",
+    ),
+    pytest.param(
+        SPECIAL_FMT, [("a", "b")], None, "c", None,
+        [S, U, *ids("a"), E, A, *ids("b"), E, U, *ids("c"), E, A], 1, [(1, 5, 7)], 7,
         id="special-tokens",
     ),
     pytest.param(
-        SPECIAL_FMT, [("<e>", "ok")], "do", None,
-        [S, *ids("do"), E, U, *ids("<e>"), E, A, *ids("ok"), E], 4, [(4, 10, 13)],
+        SPECIAL_FMT, [("<e>", "ok")], "do", None, None,
+        [S, *ids("do"), E, U, *ids("<e>"), E, A, *ids("ok"), E], 4, [(4, 10, 13)], 13,
         id="special-string-in-content-stays-text",
     ),
 ]
 # fmt: on
 
 
-@pytest.mark.parametrize("fmt,pairs,instruction,query,want_ids,header_len,spans", RENDER_TABLE)
-def test_render_table(fmt, pairs, instruction, query, want_ids, header_len, spans):
+@pytest.mark.parametrize(
+    "fmt,pairs,instruction,query,block_size,want_ids,header_len,spans,block_end", RENDER_TABLE
+)
+def test_render_table(
+    fmt, pairs, instruction, query, block_size, want_ids, header_len, spans, block_end
+):
     tok = CharTokenizer()
     examples = [Example(input=i, output=o) for i, o in pairs]
     demos = DemoSet(examples=examples, instruction=instruction) if examples else examples
-    r = render(fmt, tok, demos, query)
+    r = render(fmt, tok, demos, query, block_size)
     assert r.token_ids == want_ids
     assert r.header_len == header_len
     assert r.examples == tuple(ExampleSpan(*s) for s in spans)
-    assert r.demo_block_end == (spans[-1][2] if spans else header_len)
+    assert r.demo_block_end == block_end
     for (a, b), (_, out) in zip(r.answer_spans, pairs, strict=True):
         assert out in tok.decode(r.token_ids[a:b])
 
@@ -106,6 +137,34 @@ def test_a_piece_ending_in_whitespace_is_tokenised_before_its_follower():
     out = fill(" {output}\n\n", tok, "Input:", output="b")
     assert tok.calls == [("text", " b"), ("template", "\n\nInput:"), ("template", "Input:")]
     assert out == ids(" b\n\n")
+
+
+# (align, block size) -> the multiple; 0 align: no padding
+@pytest.mark.parametrize(
+    "align,block_size,multiple",
+    [
+        (0, None, None),
+        (0, 32, None),
+        (128, None, 128),
+        (128, 32, 128),
+        (32, 128, 128),
+        (48, 32, 96),
+    ],
+)
+def test_block_padding_multiple(align, block_size, multiple):
+    fmt = PLAIN.model_copy(update={"align": align})
+    padding = block_padding(fmt, CharTokenizer(), block_size)
+    assert (padding.multiple if padding else None) == multiple
+    if padding:
+        assert padding.token == ord("\n")
+        assert [padding.count(n) for n in (0, 1, multiple - 1, multiple)] == [0, multiple - 1, 1, 0]
+
+
+def test_a_filler_of_more_than_one_token_is_refused():
+    fmt = PLAIN.model_copy(update={"pad": "ab"})
+    with pytest.raises(ValueError, match="exactly one token"):
+        block_padding(fmt, CharTokenizer())
+    assert BlockPadding(4, 9).reserve == 3
 
 
 def test_no_special_prefix_when_the_tokenizer_has_none():
@@ -158,11 +217,20 @@ def test_answer_spans_decode_back_on_the_real_tokenizer(smollm2_tok, real_format
 
 def test_segment_ids_equal_whole_string_ids_on_the_real_tokenizer(smollm2_tok, real_format):
     # The boundary rule makes the presets canonical on ordinary text: a client sending the
-    # rendered string to plain vLLM gets exactly the tokens the server would send.
+    # rendered string to plain vLLM gets exactly the tokens the server would send. Only the
+    # filler is not (a run of newlines tokenises as longer newline tokens).
     rng = random.Random(2)
+    unaligned = real_format.model_copy(update={"align": 0})
     for _ in range(20):
-        r = render(real_format, smollm2_tok, _demo_set(rng, 5), _random_text(rng, 6))
+        demos, query = _demo_set(rng, 5), _random_text(rng, 6)
+        r = render(unaligned, smollm2_tok, demos, query)
         assert is_canonical(smollm2_tok, r.token_ids)
+        aligned = render(real_format, smollm2_tok, demos, query)
+        assert aligned.demo_block_end % real_format.align == 0
+        end = r.demo_block_end
+        filler = aligned.token_ids[end : aligned.demo_block_end]
+        assert smollm2_tok.decode(filler) == "\n" * aligned.pad_len
+        assert aligned.token_ids[:end] + aligned.token_ids[aligned.demo_block_end :] == r.token_ids
 
 
 def test_chat_format_renders_what_the_chat_template_renders(smollm2_hf_tokenizer, smollm2_tok):

@@ -14,12 +14,16 @@ from manyicl.finetune.sequences import (
     eval_sequences,
     materialise,
     plan_length,
+    render_sequence,
     tokenize_tasks,
 )
 from manyicl.finetune.tasks import Task, TaskExample, choice_suffix
-from manyicl.prompting import PLAIN
+from manyicl.prompting import PLAIN, assemble
 
 from chartok import CharTokenizer
+
+UNALIGNED = PLAIN.model_copy(update={"align": 0})
+ALIGN16 = PLAIN.model_copy(update={"align": 16})
 
 
 @pytest.mark.parametrize(
@@ -36,16 +40,17 @@ def test_shot_range_rejects(text):
         ShotRange.parse(text)
 
 
-def _tasks(max_seq_len=120, n=(30, 12), weights=(1.0, 2.0)):
+def _tasks(max_seq_len=120, n=(30, 12), weights=(1.0, 2.0), fmt=UNALIGNED):
     mixture = []
     for t, (count, w) in enumerate(zip(n, weights, strict=True)):
         examples = tuple(TaskExample(f"t{t}q{i}", f"a{i}") for i in range(count))
         mixture.append(MixtureTask(Task(f"task{t}", examples), w, examples[4:], examples[:4]))
-    return tokenize_tasks(mixture, PLAIN, CharTokenizer(), max_seq_len)
+    return tokenize_tasks(mixture, fmt, CharTokenizer(), max_seq_len)
 
 
-def test_stream_is_deterministic_and_packs_within_the_length():
-    tasks = _tasks()
+@pytest.mark.parametrize("fmt", [UNALIGNED, ALIGN16], ids=["unaligned", "aligned"])
+def test_stream_is_deterministic_and_packs_within_the_length(fmt):
+    tasks = _tasks(fmt=fmt)
     a = list(itertools.islice(SequenceStream(tasks, 120, ShotRange(1, None), 3), 40))
     b = list(itertools.islice(SequenceStream(tasks, 120, ShotRange(1, None), 3), 40))
     c = list(itertools.islice(SequenceStream(tasks, 120, ShotRange(1, None), 4), 40))
@@ -95,10 +100,26 @@ def test_eval_sequences_are_fixed_and_cover_every_task():
     assert all(s.prompt.num_shots == 4 for s in seqs)
 
 
+def test_an_aligned_sequence_renders_its_last_example_as_the_server_renders_a_query():
+    (task,) = _tasks(n=(30,), weights=(1.0,), fmt=ALIGN16)
+    tok = CharTokenizer()
+    for k in (1, 2, 3, 5):
+        seq = render_sequence(task.header, task.train[:k], task.padding)
+        last = seq.examples[-1]
+        assert last.start % 16 == 0 if k > 1 else last.start == len(task.header)
+        assert set(seq.token_ids[seq.examples[-2].end : last.start] if k > 1 else []) <= {10}
+        for (a, b), ex in zip(seq.answer_spans, task.train[:k], strict=True):
+            assert tuple(seq.token_ids[a:b]) == ex.answer
+        # The server's prompt for "the last example's input" is this sequence up to its answer.
+        served = assemble(task.header, task.train[: k - 1], task.train[k - 1].context, task.padding)
+        assert seq.token_ids[: last.answer_start] == served.token_ids
+        assert tok.decode(seq.token_ids).count("Input:") == k
+
+
 def test_examples_too_long_for_a_sequence_are_dropped_and_counted():
     examples = (TaskExample("x" * 200, "y"), *(TaskExample("q", "a") for _ in range(5)))
     mt = MixtureTask(Task("t", examples), 1.0, examples, ())
-    (task,) = tokenize_tasks([mt], PLAIN, CharTokenizer(), 100)
+    (task,) = tokenize_tasks([mt], UNALIGNED, CharTokenizer(), 100)
     assert task.dropped == 1 and len(task.train) == 5
 
 
@@ -113,7 +134,7 @@ def _classification_tasks(remapping):
         MixtureTask(Task("cls", cls, instruction="Say neg, neu or pos."), 1.0, cls[4:], cls[:4]),
         MixtureTask(Task("gen", gen), 1.0, gen[4:], gen[:4]),
     ]
-    return tokenize_tasks(mixture, PLAIN, CharTokenizer(), 200, remapping)
+    return tokenize_tasks(mixture, UNALIGNED, CharTokenizer(), 200, remapping)
 
 
 def test_remapped_sequences_use_fresh_labels_and_skip_first_occurrences():

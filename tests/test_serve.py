@@ -76,23 +76,34 @@ def test_n_seed_stop_and_logprobs(client):
     assert all(1 <= len(top) <= 2 for top in lp.top_logprobs)
 
 
-def test_second_request_hits_the_cache_and_the_engine_got_the_demo_block(
-    client, smollm2_hf_tokenizer
-):
-    demos = [{"input": f"number {i}", "output": str(i % 3)} for i in range(120)]
+README_DEMOS = [
+    {"input": "The movie was great.", "output": "positive"},
+    {"input": "The movie was awful.", "output": "negative"},
+]
+
+
+@pytest.mark.parametrize(
+    "demos",
+    [README_DEMOS, [{"input": f"number {i}", "output": str(i % 3)} for i in range(120)]],
+    ids=["readme-example", "120-shots"],
+)
+def test_a_repeated_request_computes_only_its_query(client, smollm2_hf_tokenizer, demos):
+    # The demo block ends on a KV-block boundary (the format's filler), so from the second
+    # request on all of it is cached, even when it is shorter than one block.
     body = {"demonstrations": demos, "return_token_ids": True}
-    first = _many_shot(client, prompt="number 7", extra_body=body)
-    second = _many_shot(client, prompt="number 8", extra_body=body)
-    assert second.usage.prompt_tokens_details.cached_tokens > 0
-    assert second.usage.prompt_tokens_details.cached_tokens >= (
-        first.usage.prompt_tokens_details.cached_tokens
-    )
+    _many_shot(client, prompt="The movie was dull.", extra_body=body)
+    second = _many_shot(client, prompt="The movie was fine.", extra_body=body)
     info = second.model_extra["manyicl"]["prompts"][0]
+    assert second.usage.prompt_tokens_details.cached_tokens == info["demo_block_tokens"]
     fmt = read_manifest(DEFAULT_ADAPTER).prompt_format
     block = render(
-        fmt, HFTokenizer(smollm2_hf_tokenizer), DemoSet(examples=[Example(**d) for d in demos])
+        fmt,
+        HFTokenizer(smollm2_hf_tokenizer),
+        DemoSet(examples=[Example(**d) for d in demos]),
+        block_size=128,  # vLLM's CPU default
     )
-    assert info["shots_used"] == 120 and info["demo_block_tokens"] == len(block.token_ids)
+    assert info["shots_used"] == len(demos) and info["demo_block_tokens"] == len(block.token_ids)
+    assert len(block.token_ids) % 128 == 0 and block.pad_len > 0
     assert info["prompt_token_ids"][: len(block.token_ids)] == block.token_ids
 
 
