@@ -9,6 +9,9 @@ Variants (a fresh server each, so no variant inherits another's cache):
   3. vLLM (anchor)      plain vLLM server, prefix caching on, same LoRA, full prompt strings
   4. manyicl no-cache   variant 1 with prefix caching off
   5. manyicl demo-set FCFS  variant 1 without the demo-set scheduler (vLLM's FCFS alone)
+  6. vLLM float32       variant 3 in float32 (the anchor runs vLLM's default, the checkpoint's
+                        bf16): the gain of alignment apart from the gain of the dtype
+  7. manyicl bs32/bs64  variant 1 with KV blocks of 32 / 64 tokens (the CPU default is 128)
 All servers run eager (--enforce-eager) with the same KV-cache size, small enough that the
 `pressure` workload's demo blocks do not fit together, and all serve the adapter folded into
 the base weights (manyicl: --merge-lora; vLLM: the same merged checkpoint as --model): vLLM's
@@ -43,15 +46,19 @@ VARIANTS = {
     "manyicl inline": ("manyicl", Mode.INLINE, []),
     "manyicl demo-set FCFS": ("manyicl", Mode.DEMO_SET, ["--no-demo-scheduler"]),
     "vLLM server (anchor)": ("vllm", Mode.TEXT, []),
+    "vLLM float32": ("vllm", Mode.TEXT, ["--dtype", "float32"]),
     "manyicl no-cache": ("manyicl", Mode.DEMO_SET, ["--no-enable-prefix-caching"]),
+    "manyicl bs32": ("manyicl", Mode.DEMO_SET, ["--block-size", "32"]),
+    "manyicl bs64": ("manyicl", Mode.DEMO_SET, ["--block-size", "64"]),
 }
 
 
 def kv_bytes(model_path: str, tokens: int) -> int:
-    """Bytes of KV cache for `tokens` tokens of this model (bf16 K and V, every layer)."""
+    """Bytes of KV cache for `tokens` tokens of this model (float32 K and V, every layer; a
+    bf16 server fits twice as many tokens in the same bytes)."""
     config = json.loads((Path(model_path) / "config.json").read_text())
     head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
-    per_token = 2 * config["num_hidden_layers"] * config["num_key_value_heads"] * head_dim * 2
+    per_token = 2 * config["num_hidden_layers"] * config["num_key_value_heads"] * head_dim * 4
     return tokens * per_token
 
 
@@ -81,6 +88,16 @@ def server_for(
     caching = ["--enable-prefix-caching", "--enable-prompt-tokens-details"]
     args = [*model, *caching, *common, *extra]
     return ServerProcess(lambda port: vllm_command(port, args), log)
+
+
+def whole_blocks(report: RunReport, workload, fmt, tok) -> dict[str, int]:
+    """How many cache-hitting requests found their whole demo block cached (the aligned
+    block's length, as the server renders it)."""
+    sets = make_demo_sets(workload, fmt, tok)
+    ends = {k: render(fmt, tok, ds, "q").demo_block_end for k, ds in enumerate(sets)}
+    warm = [r for r in report.results if r.ok and r.cached_tokens]
+    whole = sum(1 for r in warm if r.cached_tokens >= ends[r.set_index])
+    return {"warm": len(warm), "whole_block": whole}
 
 
 async def floor(url: str, report: RunReport, workload, fmt, tok) -> list[float]:
@@ -147,8 +164,10 @@ def run_variant(name: str, args, fmt, tok, base: str, common: list[str]) -> dict
             reports[wname] = asyncio.run(
                 run_workload(server.url, mode, "manyicl", w, fmt, tok, max_seconds=args.max_seconds)
             )
+            if kind == "manyicl":
+                reports[wname].summary["blocks"] = whole_blocks(reports[wname], w, fmt, tok)
             save_run(reports[wname], folder, wname)
-            if name == "manyicl demo-set" and wname.startswith("fit"):
+            if name == "manyicl demo-set" and wname.startswith(("fit", "steady")):
                 floors[wname] = asyncio.run(floor(server.url, reports[wname], w, fmt, tok))
                 (folder / f"{wname}.floor.json").write_text(json.dumps(floors[wname]))
     finally:

@@ -9,7 +9,7 @@ import random
 import socket
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlparse
 
 import httpx
@@ -18,7 +18,14 @@ from tqdm import tqdm
 
 from manyicl.loadtests.client import RequestResult, RequestSpec, send
 from manyicl.loadtests.stats import summarize
-from manyicl.loadtests.workload import Mode, Workload, make_demo_sets, make_queries, payload
+from manyicl.loadtests.workload import (
+    Mode,
+    Order,
+    Workload,
+    make_demo_sets,
+    make_queries,
+    payload,
+)
 from manyicl.prompting import DemoSet, PromptFormat, Tokenizer
 
 
@@ -38,6 +45,7 @@ class RunReport:
     results: list[RequestResult]
     duration: float
     summary: dict
+    warmup: list[RequestResult] = field(default_factory=list)  # untimed, before the clock
 
 
 def client_for(url: str, api_key: str | None, timeout: float = 600) -> httpx.AsyncClient:
@@ -141,6 +149,7 @@ async def run_workload(
     async with client_for(url, api_key) as client:
         set_ids = await register(client, sets) if mode is Mode.DEMO_SET else None
         specs = build_specs(mode, model, w, sets, set_ids, fmt, tok)
+        warmup = await warm_sets(client, build_warmup(mode, model, w, sets, set_ids, fmt, tok))
         before = await scrape(client)
         results, duration = await fire(
             client, specs, w.concurrency, w.rate, max_seconds, progress, w.seed
@@ -148,7 +157,34 @@ async def run_workload(
         after = await scrape(client)
     summary = summarize(results, duration)
     summary["server_cache_hit_ratio"] = _server_hit_ratio(before, after)
-    return RunReport(results, duration, summary)
+    if warmup:  # each a cold prefill of a whole demo block
+        summary["warmup_ttft_s"] = summarize(warmup, 1.0)["ttft_s"]
+    return RunReport(results, duration, summary, warmup)
+
+
+def build_warmup(
+    mode: Mode,
+    model: str,
+    w: Workload,
+    sets: Sequence[DemoSet],
+    set_ids: Sequence[str] | None,
+    fmt: PromptFormat,
+    tok: Tokenizer,
+) -> list[RequestSpec]:
+    """For a `warm` workload, one request per set with a query of its own (the set's query
+    number `queries_per_set`, never timed); none otherwise."""
+    if not w.warm:
+        return []
+    more = replace(w, queries_per_set=w.queries_per_set + 1, order=Order.BURSTY)
+    specs = build_specs(mode, model, more, sets, set_ids, fmt, tok)
+    return [s for s in specs if s.query_index == w.queries_per_set]
+
+
+async def warm_sets(client: httpx.AsyncClient, specs: Sequence[RequestSpec]) -> list[RequestResult]:
+    """Send the warm-up requests one at a time, so each demo block is cached before the clock
+    starts (a registered set's warm-up on upload would not serve the text mode)."""
+    t0 = time.perf_counter()
+    return [await send(client, spec, t0) for spec in specs]
 
 
 def _server_hit_ratio(before: dict[str, float], after: dict[str, float]) -> float | None:

@@ -52,6 +52,7 @@ class Workload:
     rate: float | None = None  # requests/s (Poisson arrivals) instead of fixed concurrency
     max_tokens: int = 8
     seed: int = 0
+    warm: bool = False  # send each set's first query once before the clock (steady state)
 
     @property
     def num_requests(self) -> int:
@@ -71,6 +72,13 @@ WORKLOADS = {
     # The reference case of issue 7: 80 sets round-robin, 8 closed-loop clients (the server
     # never sees two requests of one set at once; ~12 min per variant on a 2-core CPU).
     "pressure-80": Workload("pressure-80", 80, 2300, 3, Order.ROUND_ROBIN, concurrency=8, seed=5),
+    # Steady state: every set's block is prefilled before the clock starts (its first query,
+    # untimed), then many queries per set: what a long-running server mostly serves.
+    "steady-2k-c1": Workload("steady-2k-c1", 2, 2048, 12, concurrency=1, seed=6, warm=True),
+    "steady-2k-c8": Workload("steady-2k-c8", 2, 2048, 24, concurrency=8, seed=7, warm=True),
+    "steady-2k-c32": Workload("steady-2k-c32", 2, 2048, 48, concurrency=32, seed=8, warm=True),
+    "steady-8k-c1": Workload("steady-8k-c1", 1, 7800, 8, concurrency=1, seed=9, warm=True),
+    "steady-8k-c8": Workload("steady-8k-c8", 1, 7800, 16, concurrency=8, seed=10, warm=True),
 }
 
 
