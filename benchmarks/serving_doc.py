@@ -133,7 +133,8 @@ def write_doc(
         "",
         f"Setup: default model (SmolLM2-135M-Instruct) + LoRA adapter `{args.adapter}` "
         f"({'LoRA kernels at run time' if args.lora_runtime else 'merged into the weights'}), "
-        f"every server eager (`--enforce-eager`), KV cache {args.kv_cache_tokens} float32 tokens (twice as many in bf16), "
+        f"every server eager (`--enforce-eager`), KV cache {args.kv_cache_tokens} float32 "
+        "tokens (twice as many in bf16), "
         f"--max-model-len {args.max_model_len}; greedy, {WORKLOADS['fit-2k-c1'].max_tokens}"
         " generated tokens per request, every request streamed. Workloads (demo sets x "
         "tokens per block x queries per set, concurrency): "
