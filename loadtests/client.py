@@ -28,6 +28,7 @@ class RequestSpec:
     raw_body: bytes | None = None  # soak: send these bytes instead of the JSON payload
     kind: str = "valid"  # soak: which class of request this is
     expect_status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. X-Session-ID for a router
 
 
 @dataclass
@@ -70,9 +71,13 @@ async def send(client: httpx.AsyncClient, spec: RequestSpec, t0: float) -> Reque
     result = RequestResult(spec.set_index, spec.query_index, spec.shots, time.perf_counter() - t0)
     start = time.perf_counter()
     body = spec.raw_body if spec.raw_body is not None else json.dumps(spec.payload).encode()
+    headers = {"content-type": "application/json", **spec.headers}
     try:
         async with client.stream(
-            "POST", spec.path, content=body, headers={"content-type": "application/json"}
+            "POST",
+            spec.path,
+            content=body,
+            headers=headers,
         ) as response:
             result.status = response.status_code
             if response.status_code != 200:

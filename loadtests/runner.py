@@ -26,7 +26,7 @@ from manyicl.loadtests.workload import (
     make_queries,
     payload,
 )
-from manyicl.prompting import DemoSet, PromptFormat, Tokenizer
+from manyicl.prompting import DemoSet, PromptFormat, Tokenizer, routing_key
 
 
 def check_local(url: str, allow_remote: bool = False) -> None:
@@ -129,7 +129,10 @@ def build_specs(
         body = payload(
             mode, model, sets[k], set_ids[k] if set_ids else None, text, w.max_tokens, fmt, tok
         )
-        specs.append(RequestSpec(body, k, q, len(sets[k].examples)))
+        # A consistent-hash router (manyicl-serve --replicas) keeps each set on one replica.
+        key = set_ids[k] if set_ids else routing_key(sets[k])
+        spec = RequestSpec(body, k, q, len(sets[k].examples), headers={"X-Session-ID": key})
+        specs.append(spec)
     return specs
 
 

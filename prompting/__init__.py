@@ -2,7 +2,7 @@
 
 from manyicl.prompting.budget import ContextOverflow, ShotPlan, ShotPolicy, plan_shots, shot_order
 from manyicl.prompting.formats import PLAIN, PromptFormat, chat_format, get_format
-from manyicl.prompting.hashing import demo_set_id
+from manyicl.prompting.hashing import demo_set_id, routing_key
 from manyicl.prompting.render import (
     BlockPadding,
     ExampleSpan,
@@ -43,6 +43,7 @@ __all__ = [
     "is_canonical",
     "plan_shots",
     "render",
+    "routing_key",
     "shot_order",
     "tokenize_example",
     "tokenize_header",

@@ -1,7 +1,9 @@
 """Content ids for demo sets: the same demonstrations, format and tokenizer give the same id.
 
 The id names the demo block's token ids, so it serves as the registry key on the server and
-as the cache key everywhere a rendered block is reused.
+as the cache key everywhere a rendered block is reused. `routing_key` names the content alone,
+so a client can compute it before its first request and route every request of an inline set
+to the replica that holds its block (the `X-Session-ID` header of a consistent-hash router).
 """
 
 from __future__ import annotations
@@ -28,3 +30,14 @@ def demo_set_id(demos: DemoSet, fmt: PromptFormat, tokenizer_fingerprint: str) -
     }
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return "ds-" + hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def routing_key(demos: DemoSet) -> str:
+    """`dk-` + 24 hex digits of SHA-256 over the demonstrations and instruction alone: what a
+    client can compute without the server's tokenizer or format."""
+    payload = {
+        "examples": [[ex.input, ex.output] for ex in demos.examples],
+        "instruction": demos.instruction,
+    }
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return "dk-" + hashlib.sha256(blob.encode()).hexdigest()[:24]

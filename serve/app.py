@@ -140,7 +140,7 @@ def _demo_set_routes(
 
     @app.get("/v1/demo_sets", responses=responses())
     async def list_demo_sets() -> DemoSetList:
-        return DemoSetList(data=[_info(e) for e in registry.sets.values()])
+        return DemoSetList(data=[_info(e) for e in registry.all()])
 
     @app.get("/v1/demo_sets/{set_id}", responses=responses())
     async def get_demo_set(set_id: str):

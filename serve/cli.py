@@ -3,6 +3,7 @@
 manyicl-serve                                # the shipped adapter on the default model
 manyicl-serve --adapter out/                 # your adapter on its base model
 manyicl-serve --no-default-adapter           # the default base model alone
+manyicl-serve --replicas 2                   # two servers behind vllm-router (see replicas.py)
 """
 
 from __future__ import annotations
@@ -135,12 +136,22 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _terminate)
     claim_children()  # the engine's processes exit when this one is gone, however it ends
     try:
+        if cfg.replicas > 1:
+            raise SystemExit(_replicas(cfg, sys.argv[1:] if argv is None else argv))
         asyncio.run(serve(cfg, engine_args))
     except (FileNotFoundError, ValueError) as e:
         print(f"manyicl-serve: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     except (KeyboardInterrupt, Terminated):
         pass
+
+
+def _replicas(cfg: ServeConfig, argv: list[str]) -> int:
+    from vllm.platforms import current_platform
+
+    from manyicl.serve.replicas import run_replicas
+
+    return run_replicas(cfg, argv, current_platform.is_cpu())
 
 
 if __name__ == "__main__":  # vLLM's CPU engine spawns processes: keep this guard

@@ -11,6 +11,8 @@ from manyicl.artifacts import cache_root
 from manyicl.cliargs import add_dataclass_args, arg, from_args
 from manyicl.manifest import DEFAULT_ADAPTER
 
+ROUTER_POLICIES = ("consistent_hash", "round_robin", "random", "power_of_two", "cache_aware")
+
 
 @dataclass(frozen=True)
 class ServeConfig:
@@ -69,6 +71,16 @@ class ServeConfig:
         "on SIGTERM or SIGINT, seconds to let requests in flight finish before they are cut",
         default=30.0,
     )
+    replicas: int = arg(
+        "run this many servers (one per GPU; on CPU, the cores split between them) behind "
+        "vllm-router on --host/--port; they share --demo-set-dir",
+        default=1,
+    )
+    router_policy: str = arg(
+        "with --replicas: vllm-router's policy; consistent_hash keeps every request with one "
+        "X-Session-ID (a demo set's id) on one replica, so its block is cached there",
+        default="consistent_hash",
+    )
 
     def __post_init__(self) -> None:
         if self.adapter is not None and not self.adapter.is_dir():
@@ -81,6 +93,10 @@ class ServeConfig:
             raise ValueError("--drain-timeout must be >= 0")
         if self.max_body_bytes < 1024:
             raise ValueError("--max-body-bytes must be >= 1024")
+        if self.replicas < 1:
+            raise ValueError("--replicas must be >= 1")
+        if self.router_policy not in ROUTER_POLICIES:
+            raise ValueError(f"--router-policy must be one of {', '.join(ROUTER_POLICIES)}")
 
 
 def parse_config(argv: list[str] | None = None) -> tuple[ServeConfig, Any]:

@@ -232,6 +232,10 @@ class PromptInfo(OpenAIModel):
 
 class ManyICLInfo(OpenAIModel):
     demo_set: str | None = None
+    # Behind a consistent-hash router, send this as `X-Session-ID` so every request of the set
+    # reaches the replica that caches its block: a registered set's id, or for inline
+    # demonstrations `manyicl.prompting.routing_key(demos)`.
+    routing_key: str | None = None
     prompts: list[PromptInfo] = []
 
 

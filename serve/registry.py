@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 from collections import OrderedDict
@@ -27,6 +28,7 @@ from manyicl.prompting import (
 )
 
 log = logging.getLogger(__name__)
+SET_ID = re.compile(r"ds-[0-9a-f]{24}")  # `demo_set_id`'s form: also what is safe as a file name
 
 
 @dataclass(frozen=True)
@@ -97,27 +99,32 @@ class DemoSetRegistry:
             tmp.unlink(missing_ok=True)
         skipped = 0
         for path in sorted(self.folder.glob("ds-*.json")):
-            try:
-                raw = json.loads(path.read_text())
-                entry = tokenize_demo_set(
-                    DemoSet.model_validate(raw["demo_set"]), self.fmt, self.tok, raw["created"]
-                )
-            except (OSError, ValueError, KeyError) as e:
-                log.warning("skipping unreadable demo set %s: %s", path, e)
-                skipped += 1
-                continue
-            if entry.id != path.stem:  # another format or tokenizer: not ours to serve
-                log.warning("skipping %s: it was registered under another format/tokenizer", path)
-                skipped += 1
-                continue
-            self.sets[entry.id] = entry
+            entry = self._load(path)
+            skipped += entry is None
+            if entry is not None:
+                self.sets[entry.id] = entry
         log.info("demo sets in %s: %d loaded, %d skipped", self.folder, len(self.sets), skipped)
+
+    def _load(self, path: Path) -> TokenizedDemoSet | None:
+        """A stored set, or None (logged) when it is unreadable or not this server's."""
+        try:
+            raw = json.loads(path.read_text())
+            entry = tokenize_demo_set(
+                DemoSet.model_validate(raw["demo_set"]), self.fmt, self.tok, raw["created"]
+            )
+        except (OSError, ValueError, KeyError) as e:
+            log.warning("skipping unreadable demo set %s: %s", path, e)
+            return None
+        if entry.id != path.stem:  # another format or tokenizer: not ours to serve
+            log.warning("skipping %s: it was registered under another format/tokenizer", path)
+            return None
+        return entry
 
     def add(self, demos: DemoSet) -> tuple[TokenizedDemoSet, bool]:
         """Register (idempotent). Returns the entry and whether it was new."""
         entry = tokenize_demo_set(demos, self.fmt, self.tok)
-        if entry.id in self.sets:
-            return self.sets[entry.id], False
+        if (known := self.get(entry.id)) is not None:
+            return known, False
         payload = {"created": entry.created, "demo_set": demos.model_dump(mode="json")}
         try:
             _atomic_write(self.folder / f"{entry.id}.json", json.dumps(payload))
@@ -127,11 +134,28 @@ class DemoSetRegistry:
         return entry, True
 
     def get(self, set_id: str) -> TokenizedDemoSet | None:
+        """A registered set. The folder is the truth, so replicas that share it serve each
+        other's sets: one registered elsewhere is loaded on first use, one deleted elsewhere
+        is dropped (a stat per call). If the folder itself is gone, memory still serves."""
+        if not SET_ID.fullmatch(set_id):
+            return None
+        path = self.folder / f"{set_id}.json"
+        if path.is_file():
+            if set_id not in self.sets and (entry := self._load(path)) is not None:
+                self.sets[set_id] = entry
+        elif self.folder.is_dir():
+            self.sets.pop(set_id, None)
         return self.sets.get(set_id)
 
+    def all(self) -> list[TokenizedDemoSet]:
+        """Every set in the folder, those other processes registered included."""
+        found = (self.get(path.stem) for path in sorted(self.folder.glob("ds-*.json")))
+        return [entry for entry in found if entry is not None]
+
     def delete(self, set_id: str) -> bool:
-        if self.sets.pop(set_id, None) is None:
+        if self.get(set_id) is None:
             return False
+        del self.sets[set_id]
         (self.folder / f"{set_id}.json").unlink(missing_ok=True)
         return True
 

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from vllm.outputs import RequestOutput
 from vllm.v1.engine.exceptions import EngineDeadError
 
+from manyicl.prompting import DemoSet, routing_key
 from manyicl.serve import choosing
 from manyicl.serve.choices import build_choice
 from manyicl.serve.engine import ManyICLEngine, ServedModel
@@ -76,7 +77,9 @@ class CompletionService:
         if req.answer_choices is not None:
             for p in prompts:
                 choosing.check(req, p.uses_demos)
-        info = ManyICLInfo(demo_set=req.demo_set, prompts=[p.info for p in prompts])
+        info = ManyICLInfo(
+            demo_set=req.demo_set, routing_key=_routing_key(req), prompts=[p.info for p in prompts]
+        )
         run = _Run(self, req, model, prompts, params, info)
         if req.answer_choices is not None:
             return choosing.answer_stream(run) if req.stream else await choosing.answer(run)
@@ -279,3 +282,12 @@ class _Run:
 
 def _sse_error(err: APIError) -> str:
     return f"data: {err.response().model_dump_json()}\n\n"
+
+
+def _routing_key(req: CompletionRequest) -> str | None:
+    """What a client sends as `X-Session-ID` to keep the set on one replica (see protocol)."""
+    if req.demo_set is not None:
+        return req.demo_set
+    if req.demonstrations is None:
+        return None
+    return routing_key(DemoSet(examples=req.demonstrations, instruction=req.instruction))

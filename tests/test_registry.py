@@ -80,3 +80,17 @@ def test_a_crashed_write_is_removed_and_a_failed_store_changes_nothing(tmp_path)
     with pytest.raises(StorageError, match="cannot store"):
         reg.add(_set(4))
     assert list(reg.sets) == [kept.id] and reg.get(kept.id) is not None  # still served
+
+
+def test_registries_sharing_a_folder_serve_each_others_sets(tmp_path):
+    # Replicas behind a router share one folder: a set registered through any of them is
+    # served by all, and a delete through one reaches the others.
+    tok, folder = CharTokenizer(), tmp_path / "shared"
+    a, b = DemoSetRegistry(folder, PLAIN, tok), DemoSetRegistry(folder, PLAIN, tok)
+    entry, new = a.add(_set(3))
+    assert new and b.get(entry.id) == entry and [e.id for e in b.all()] == [entry.id]
+    assert b.add(_set(3)) == (entry, False)  # already registered (by a)
+    assert b.delete(entry.id) and a.get(entry.id) is None and a.all() == []
+    assert not a.delete(entry.id)
+    for bad in ("../shared/x", "ds-XYZ", entry.id + "0"):
+        assert a.get(bad) is None
