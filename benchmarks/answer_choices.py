@@ -18,6 +18,7 @@ import numpy as np
 from common import command, machine, today
 
 from manyicl.evaluate.cli import parse_config, run
+from manyicl.evaluate.report import shots_order
 from manyicl.evaluate.stats import bootstrap_mean
 
 TASKS = (
@@ -28,7 +29,9 @@ TASKS = (
 
 def rows(records: list[dict]) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
     """(task, shots, constrained per example, free per example), seeds averaged."""
-    keys = sorted({(r["task"], r["shots"]) for r in records})
+    keys = sorted(
+        {(r["task"], r["shots"]) for r in records}, key=lambda k: (k[0], shots_order(k[1]))
+    )
     out = []
     for task, shots in keys:
         rs = [r for r in records if (r["task"], r["shots"]) == (task, shots)]
@@ -56,7 +59,7 @@ def table(records: list[dict]) -> str:
             f"| {task} | {shots} | {constrained.mean():.3f} | {free.mean():.3f} | "
             f"{ci.mean:+.3f} [{ci.low:+.2f}, {ci.high:+.2f}] |"
         )
-    for shots, diffs in by_shots.items():
+    for shots, diffs in sorted(by_shots.items(), key=lambda item: shots_order(item[0])):
         ci = bootstrap_mean(diffs)
         lines.append(
             f"| **mean** | {shots} | | | **{ci.mean:+.3f} [{ci.low:+.2f}, {ci.high:+.2f}]** |"
