@@ -15,6 +15,7 @@ from manyicl.serve.protocol import (
     ManyShotFields,
     OpenAIModel,
     RequestModel,
+    RouterFields,
     StreamOptions,
     Usage,
     VLLMFields,
@@ -66,7 +67,7 @@ class ChatFields(RequestModel):
     user: StrictStr | None = None
 
 
-class ChatCompletionRequest(VLLMFields, ManyShotFields, ChatFields):
+class ChatCompletionRequest(RouterFields, VLLMFields, ManyShotFields, ChatFields):
     """The OpenAI fields, then the extensions. Unknown fields are rejected (400)."""
 
 

@@ -149,6 +149,18 @@ class VLLMFields(RequestModel):
     stream_interval: json_int(ge=1) | None = None
 
 
+class RouterFields(RequestModel):
+    """Fields vllm-router (manyicl-serve --replicas) writes into every body it forwards, at
+    these values: accepted at them (they change nothing here), refused otherwise."""
+
+    no_stop_trim: Literal[False] = False
+    return_hidden_states: Literal[False] = False
+    continue_final_message: Literal[False] = False  # chat
+    separate_reasoning: StrictBool = True  # chat; no reasoning model is served
+    stream_reasoning: StrictBool = True  # chat
+    include_reasoning: StrictBool = True  # chat
+
+
 # --- end of extensions ------------------------------------------------------------------
 
 
@@ -175,7 +187,7 @@ class CompletionFields(RequestModel):
     user: StrictStr | None = None
 
 
-class CompletionRequest(VLLMFields, ManyShotFields, CompletionFields):
+class CompletionRequest(RouterFields, VLLMFields, ManyShotFields, CompletionFields):
     """POST /v1/completions: the OpenAI fields, then the extensions. Unknown fields are
     rejected (400), not ignored."""
 
