@@ -104,14 +104,12 @@ class _Sweep:
 
     def score(self, task, shots: int | None) -> None:
         from manyicl.evaluate.runner import cells_for, score_cells, task_budget
-        from manyicl.prompting import block_padding
 
         cfg, tok, fmt = self.cfg, self.tok, self.fmt
         room, generate = task_budget(
             task, fmt, tok, cfg.max_context, cfg.max_new_tokens, cfg.free_generation
         )
-        padding = block_padding(fmt, tok, cfg.block_size)  # as a server with these blocks
-        cells = cells_for(task, shots, cfg.seeds, fmt, tok, room, padding)
+        cells = cells_for(task, shots, cfg.seeds, fmt, tok, room, cfg.block_size)
         cells = [c for c in cells if c.key not in self.done]
         same = {c.key: self.by_block.get((c.task.name, c.seed, c.block_hash)) for c in cells}
         records = [{**same[c.key], "shots": c.key[1], "seconds": 0} for c in cells if same[c.key]]

@@ -26,6 +26,7 @@ from manyicl.prompting import (
     HFTokenizer,
     PromptFormat,
     assemble,
+    block_padding,
     fill,
     plan_shots,
     tokenize_example,
@@ -129,9 +130,11 @@ def cells_for(
     fmt: PromptFormat,
     tok: HFTokenizer,
     room: int,
-    padding: BlockPadding | None = None,
+    block_size: int | None = None,
 ) -> list[Cell]:
-    """The cells of one (task, shots): one per seed (one only without demonstrations)."""
+    """The cells of one (task, shots): one per seed (one only without demonstrations); each
+    demo block padded as a server with KV blocks of `block_size` pads it."""
+    padding = block_padding(fmt, tok, block_size)
     cells = []
     for seed in range(seeds if shots != 0 else 1):
         pool, evals = task.at_seed(seed)
