@@ -136,7 +136,7 @@ def load_results(args) -> dict:
     for name in args.variants:
         folder = variant_folder(args.runs, name)
         reports, floors = {}, {}
-        for w in args.workloads:
+        for w in [w for w in args.workloads if f"{name}:{w}" not in args.skip]:
             summary = json.loads((folder / f"{w}.summary.json").read_text())
             with (folder / f"{w}.requests.jsonl").open() as f:
                 rows = [RequestResult(**json.loads(line)) for line in f]
@@ -158,7 +158,7 @@ def run_variant(name: str, args, fmt, tok, base: str, common: list[str]) -> dict
     server.start()
     reports, floors = {}, {}
     try:
-        for wname in args.workloads:
+        for wname in [w for w in args.workloads if f"{name}:{w}" not in args.skip]:
             w = WORKLOADS[wname]
             print(f"[{name}] {wname}", file=sys.stderr, flush=True)
             reports[wname] = asyncio.run(
@@ -201,6 +201,13 @@ def main() -> None:
         "--workloads", nargs="+", default=default_workloads, choices=list(WORKLOADS)
     )
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        metavar="VARIANT:WORKLOAD",
+        help="pairs not to run (e.g. a slow variant on the largest blocks)",
+    )
     parser.add_argument("--kv-cache-tokens", type=int, default=20_000)
     parser.add_argument("--max-model-len", type=int, default=8192)
     parser.add_argument("--max-seconds", type=float, default=300)

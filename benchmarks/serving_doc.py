@@ -151,7 +151,11 @@ def write_doc(
     if "fit-2k-c1" in args.workloads:
         shots = plots / "fit-2k-c1.ttft_vs_shots.png"
         plot_ttft_vs_shots(
-            {v: results[v]["reports"]["fit-2k-c1"] for v in results},
+            {
+                v: r["reports"]["fit-2k-c1"]
+                for v, r in results.items()
+                if "fit-2k-c1" in r["reports"]
+            },
             shots,
             "TTFT vs shots, fit-2k-c1",
         )
