@@ -76,7 +76,7 @@ class TokenizedTask:
     eval: tuple[TokenizedExample, ...]
     dropped: int  # examples longer than a whole sequence
     remap: RemapTokens | None = None  # set for classification tasks when remapping is on
-    padding: BlockPadding | None = None  # the format's filler before a sequence's last example
+    padding: BlockPadding | None = None  # the format's filler, as the server renders it
 
 
 @dataclass(frozen=True)
@@ -232,7 +232,7 @@ def _example(task: TokenizedTask, j: int, labels: tuple[str, ...] | None) -> Tok
 
 
 def _filler(task: TokenizedTask, length: int) -> int:
-    """Filler tokens before an example that would follow `length` tokens as the last one."""
+    """Filler tokens in a sequence whose examples before its last one end at `length`."""
     return task.padding.count(length) if task.padding else 0
 
 
@@ -240,13 +240,14 @@ def render_sequence(
     header: Sequence[int], examples: Sequence[TokenizedExample], padding: BlockPadding | None
 ) -> RenderedPrompt:
     """A training sequence as the server renders a request whose query is its last example:
-    with the format's filler, the demo block before that example ends on a block boundary.
-    Every example's span is kept (the filler sits between the last two spans)."""
+    the format's filler after the header ends the demo block before that example on a block
+    boundary. Every example's span is kept."""
     if padding is None or len(examples) < 2:
         return assemble(header, examples)
     block = assemble(header, examples[:-1], padding=padding)
     last = assemble(block.token_ids, examples[-1:])
-    return RenderedPrompt(last.token_ids, block.header_len, block.examples + last.examples)
+    spans = block.examples + last.examples
+    return RenderedPrompt(last.token_ids, block.header_len, spans, block.pad_len)
 
 
 def materialise(tasks: Sequence[TokenizedTask], plan: SequencePlan) -> TrainSequence:

@@ -1,7 +1,7 @@
 """Prompt formats as data: a few template strings, saved next to an adapter and read by the server.
 
 A rendered prompt is
-    [special prefix] header-or-instruction  (input_i output_i)*  [pad * k]  input_query
+    [special prefix] header-or-instruction  [pad * k]  (input_i output_i)*  input_query
 where `output` templates are the supervised answers in training, and k filler tokens (at most
 `align - 1`) end the demo block on a multiple of `align`. Presets: `plain`
 (Input:/Output: lines) and `chat` (built from a tokenizer's own chat template).
@@ -36,8 +36,8 @@ class PromptFormat(BaseModel):
     output: StrictStr = " {output}\n\n"  # each answer with its end-of-answer separator
     stop: list[StrictStr] = ["\n\n"]  # generation stops here: the end of an answer
     add_special_prefix: StrictBool = True  # start with the tokenizer's own BOS, if it has one
-    # Filler after the last demonstration, so the demo block ends on a KV-block boundary and a
-    # warm request computes only its query (vLLM caches whole blocks). 0: no filler. The
+    # Filler before the first demonstration, so the demo block ends on a KV-block boundary and
+    # a warm request computes only its query (vLLM caches whole blocks). 0: no filler. The
     # presets use 128, a multiple of every block size vLLM uses (16 on GPUs, 32-128 on CPUs).
     align: NonNegativeInt = 0
     pad: StrictStr = "\n"  # the filler: text of exactly one token

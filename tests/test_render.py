@@ -57,20 +57,20 @@ RENDER_TABLE = [
     ),
     pytest.param(
         ALIGN8, [("a", "b")], None, "c", None,
-        ids("Input: a\nOutput: b\n\n" + "\n" * 3 + "Input: c\nOutput:", bos=True), 1,
-        [(1, 17, 21)], 24,
-        id="aligned-filler-before-the-query",
+        ids("\n" * 3 + "Input: a\nOutput: b\n\nInput: c\nOutput:", bos=True), 1,
+        [(4, 20, 24)], 24,
+        id="aligned-filler-after-the-header",
     ),
     pytest.param(
         ALIGN8, [("a", "b")], None, "c", 16,
-        ids("Input: a\nOutput: b\n\n" + "\n" * 11 + "Input: c\nOutput:", bos=True), 1,
-        [(1, 17, 21)], 32,
+        ids("\n" * 11 + "Input: a\nOutput: b\n\nInput: c\nOutput:", bos=True), 1,
+        [(12, 28, 32)], 32,
         id="aligned-to-a-larger-kv-block",
     ),
     pytest.param(
         ALIGN8, [("a", "b"), ("xy", "z")], "Hi", None, None,
-        ids("Hi\n\nInput: a\nOutput: b\n\nInput: xy\nOutput: z\n\n" + "\n" * 2, bos=True),
-        5, [(5, 21, 25), (25, 42, 46)], 48,
+        ids("Hi\n\n" + "\n" * 2 + "Input: a\nOutput: b\n\nInput: xy\nOutput: z\n\n", bos=True),
+        5, [(7, 23, 27), (27, 44, 48)], 48,
         id="aligned-block-without-query",
     ),
     pytest.param(
@@ -227,10 +227,9 @@ def test_segment_ids_equal_whole_string_ids_on_the_real_tokenizer(smollm2_tok, r
         assert is_canonical(smollm2_tok, r.token_ids)
         aligned = render(real_format, smollm2_tok, demos, query)
         assert aligned.demo_block_end % real_format.align == 0
-        end = r.demo_block_end
-        filler = aligned.token_ids[end : aligned.demo_block_end]
-        assert smollm2_tok.decode(filler) == "\n" * aligned.pad_len
-        assert aligned.token_ids[:end] + aligned.token_ids[aligned.demo_block_end :] == r.token_ids
+        start, end = aligned.header_len, aligned.header_len + aligned.pad_len
+        assert smollm2_tok.decode(aligned.token_ids[start:end]) == "\n" * aligned.pad_len
+        assert aligned.token_ids[:start] + aligned.token_ids[end:] == r.token_ids
 
 
 def test_chat_format_renders_what_the_chat_template_renders(smollm2_hf_tokenizer, smollm2_tok):

@@ -107,7 +107,8 @@ def test_an_aligned_sequence_renders_its_last_example_as_the_server_renders_a_qu
         seq = render_sequence(task.header, task.train[:k], task.padding)
         last = seq.examples[-1]
         assert last.start % 16 == 0 if k > 1 else last.start == len(task.header)
-        assert set(seq.token_ids[seq.examples[-2].end : last.start] if k > 1 else []) <= {10}
+        filler = seq.token_ids[len(task.header) : seq.examples[0].start]
+        assert len(filler) == seq.pad_len and set(filler) <= {10} and (k > 1 or not filler)
         for (a, b), ex in zip(seq.answer_spans, task.train[:k], strict=True):
             assert tuple(seq.token_ids[a:b]) == ex.answer
         # The server's prompt for "the last example's input" is this sequence up to its answer.
