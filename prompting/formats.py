@@ -1,7 +1,7 @@
 """Prompt formats as data: a few template strings, saved next to an adapter and read by the server.
 
 A rendered prompt is
-    [special prefix] header-or-instruction  [pad * k]  (input_i output_i)*  input_query
+    [special prefix] header-or-instruction  [filler: k tokens]  (input_i output_i)*  input_query
 where `output` templates are the supervised answers in training, and k filler tokens (at most
 `align - 1`) end the demo block on a multiple of `align`. Presets: `plain`
 (Input:/Output: lines) and `chat` (built from a tokenizer's own chat template).
@@ -17,10 +17,16 @@ from typing import Any
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Field,
     NonNegativeInt,
     StrictBool,
     StrictStr,
     model_validator,
+)
+
+PREAMBLE = (
+    "Solved examples of one task follow, each an input and its output; the last input is to be "
+    "answered in the same way. "
 )
 
 
@@ -36,11 +42,15 @@ class PromptFormat(BaseModel):
     output: StrictStr = " {output}\n\n"  # each answer with its end-of-answer separator
     stop: list[StrictStr] = ["\n\n"]  # generation stops here: the end of an answer
     add_special_prefix: StrictBool = True  # start with the tokenizer's own BOS, if it has one
-    # Filler before the first demonstration, so the demo block ends on a KV-block boundary and
-    # a warm request computes only its query (vLLM caches whole blocks). 0: no filler. The
-    # presets use 128, a multiple of every block size vLLM uses (16 on GPUs, 32-128 on CPUs).
+    # Filler between the header and the first demonstration, so the demo block ends on a
+    # KV-block boundary and a warm request computes only its query (vLLM caches whole blocks).
+    # 0: no filler. The presets use 128, a multiple of every block size vLLM uses (16 on GPUs,
+    # 32-128 on CPUs). k filler tokens are the first k - 1 tokens of `pad` (repeated as needed)
+    # and `pad_end` (one token). Natural text, because a run of one repeated token (newlines,
+    # EOS) wrecked a 135M model's few-shot answers even at the start of the prompt.
     align: NonNegativeInt = 0
-    pad: StrictStr = "\n"  # the filler: text of exactly one token
+    pad: StrictStr = Field(default=PREAMBLE, min_length=1)
+    pad_end: StrictStr = "\n\n"
 
     @model_validator(mode="after")
     def _check_fields(self) -> PromptFormat:

@@ -21,7 +21,7 @@ def demo_set_id(demos: DemoSet, fmt: PromptFormat, tokenizer_fingerprint: str) -
     The set's display name is left out: renaming a set does not change its tokens. So is the
     filler of a format that does not align (ids from before alignment existed stay valid).
     """
-    unused = {"align", "pad"} if not fmt.align else set()
+    unused = {"align", "pad", "pad_end"} if not fmt.align else set()
     payload = {
         "examples": [[ex.input, ex.output] for ex in demos.examples],
         "instruction": demos.instruction,

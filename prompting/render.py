@@ -132,11 +132,19 @@ class BlockPadding:
     """Filler that ends a demo block on a multiple of `multiple` tokens (a KV-block boundary)."""
 
     multiple: int  # >= 1
-    token: int  # the format's `pad`, tokenised
+    text: tuple[int, ...]  # the format's `pad`, tokenised (not empty)
+    end: int  # the format's `pad_end`, one token
 
     def count(self, length: int) -> int:
-        """Filler tokens after a demo block of `length` tokens."""
+        """Filler tokens in a demo block of `length` tokens without them."""
         return -length % self.multiple
+
+    def tokens(self, k: int) -> list[int]:
+        """k filler tokens: the text's first k - 1 (repeated as needed), then the end."""
+        if k == 0:
+            return []
+        repeats = (k - 1) // len(self.text) + 1
+        return [*(self.text * repeats)[: k - 1], self.end]
 
     @property
     def reserve(self) -> int:
@@ -152,12 +160,15 @@ def block_padding(
     still ends on the engine's boundary (training never padded that far: the server logs it)."""
     if not fmt.align:
         return None
-    ids = tok.encode_template(fmt.pad)
-    if len(ids) != 1:
+    end = tok.encode_template(fmt.pad_end)
+    if len(end) != 1:
         raise ValueError(
-            f"format {fmt.name!r}: pad {fmt.pad!r} must be exactly one token, got {len(ids)}"
+            f"format {fmt.name!r}: pad_end {fmt.pad_end!r} must be exactly one token, "
+            f"got {len(end)}"
         )
-    return BlockPadding(math.lcm(fmt.align, block_size or 1), ids[0])
+    return BlockPadding(
+        math.lcm(fmt.align, block_size or 1), tuple(tok.encode_template(fmt.pad)), end[0]
+    )
 
 
 def assemble(
@@ -168,11 +179,10 @@ def assemble(
 ) -> RenderedPrompt:
     """Concatenate pre-tokenised pieces and record the spans. With `padding` and at least one
     demonstration, filler between the header and the first demonstration ends the demo block
-    on a block boundary. (Filler right before the query changed greedy answers: plural_json
-    fell from 0.78 to 0.04 exact match at 4 shots. At the start it sits far from the query.)"""
+    on a block boundary."""
     block = len(header) + sum(len(ex) for ex in examples)
     pad_len = padding.count(block) if padding and examples else 0
-    ids = list(header) + [padding.token] * pad_len if padding else list(header)
+    ids = list(header) + (padding.tokens(pad_len) if padding else [])
     spans = []
     for ex in examples:
         start = len(ids)

@@ -66,7 +66,7 @@ def test_block_ids_put_the_header_with_the_first_demonstration():
 def test_rendered_sequence_masks_exactly_the_answers(objective, want):
     tok = CharTokenizer()
     demos = DemoSet(examples=[Example(input="ab", output="X"), Example(input="c", output="YZ")])
-    r = render(PLAIN, tok, demos)
+    r = render(PLAIN.model_copy(update={"align": 0}), tok, demos)
     labels = build_labels(r.token_ids, r.answer_spans, objective)
     supervised = tok.decode([t for t in labels if t != IGNORE])
     assert supervised == want

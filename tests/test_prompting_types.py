@@ -111,7 +111,7 @@ def test_query_that_alone_overflows_is_a_clear_error():
 @pytest.mark.parametrize("align", [0, 16])
 def test_plan_fits_the_rendered_prompt(align):
     # As the server fits shots: the filler's most (align - 1) is kept free.
-    tok, fmt = CharTokenizer(), PLAIN.model_copy(update={"align": align})
+    tok, fmt = CharTokenizer(), PLAIN.model_copy(update={"align": align, "pad_end": "\n"})
     demos = DemoSet(examples=[Example(input=f"in{i}", output=f"out{i}") for i in range(10)])
     full = render(fmt, tok, demos, "query")
     lengths = [e.end - e.start for e in full.examples]

@@ -34,7 +34,8 @@ SPECIAL_FMT = PromptFormat(
 )
 U, A, E, S = SPECIALS["<u>"], SPECIALS["<a>"], SPECIALS["<e>"], SPECIALS["<s>"]
 UNALIGNED = PLAIN.model_copy(update={"align": 0})
-ALIGN8 = PLAIN.model_copy(update={"align": 8})  # the demo block ends on a multiple of 8
+# The demo block ends on a multiple of 8; k filler tokens: the first k - 1 of "ab.." then "|".
+ALIGN8 = PLAIN.model_copy(update={"align": 8, "pad": "ab", "pad_end": "|"})
 
 # (format, demos, instruction, query, block size) -> (ids, header_len, spans, demo block end)
 # fmt: off
@@ -57,19 +58,19 @@ RENDER_TABLE = [
     ),
     pytest.param(
         ALIGN8, [("a", "b")], None, "c", None,
-        ids("\n" * 3 + "Input: a\nOutput: b\n\nInput: c\nOutput:", bos=True), 1,
+        ids("ab|Input: a\nOutput: b\n\nInput: c\nOutput:", bos=True), 1,
         [(4, 20, 24)], 24,
         id="aligned-filler-after-the-header",
     ),
     pytest.param(
         ALIGN8, [("a", "b")], None, "c", 16,
-        ids("\n" * 11 + "Input: a\nOutput: b\n\nInput: c\nOutput:", bos=True), 1,
+        ids("ababababab|Input: a\nOutput: b\n\nInput: c\nOutput:", bos=True), 1,
         [(12, 28, 32)], 32,
         id="aligned-to-a-larger-kv-block",
     ),
     pytest.param(
         ALIGN8, [("a", "b"), ("xy", "z")], "Hi", None, None,
-        ids("Hi\n\n" + "\n" * 2 + "Input: a\nOutput: b\n\nInput: xy\nOutput: z\n\n", bos=True),
+        ids("Hi\n\na|Input: a\nOutput: b\n\nInput: xy\nOutput: z\n\n", bos=True),
         5, [(7, 23, 27), (27, 44, 48)], 48,
         id="aligned-block-without-query",
     ),
@@ -152,23 +153,26 @@ def test_a_piece_ending_in_whitespace_is_tokenised_before_its_follower():
     ],
 )
 def test_block_padding_multiple(align, block_size, multiple):
-    fmt = PLAIN.model_copy(update={"align": align})
+    fmt = PLAIN.model_copy(update={"align": align, "pad_end": "\n"})
     padding = block_padding(fmt, CharTokenizer(), block_size)
     assert (padding.multiple if padding else None) == multiple
     if padding:
-        assert padding.token == ord("\n")
         assert [padding.count(n) for n in (0, 1, multiple - 1, multiple)] == [0, multiple - 1, 1, 0]
+        text = [ord(c) for c in fmt.pad]
+        assert padding.tokens(0) == [] and padding.tokens(1) == [ord("\n")]
+        assert padding.tokens(3) == [*text[:2], ord("\n")]
 
 
 def test_a_filler_of_more_than_one_token_is_refused():
-    fmt = PLAIN.model_copy(update={"pad": "ab"})
+    fmt = PLAIN.model_copy(update={"align": 8, "pad_end": "ab"})
     with pytest.raises(ValueError, match="exactly one token"):
         block_padding(fmt, CharTokenizer())
-    assert BlockPadding(4, 9).reserve == 3
+    padding = BlockPadding(4, (7, 8), 9)
+    assert padding.reserve == 3 and padding.tokens(6) == [7, 8, 7, 8, 7, 9]
 
 
 def test_no_special_prefix_when_the_tokenizer_has_none():
-    r = render(PLAIN, CharTokenizer(bos=False), [Example(input="a", output="b")])
+    r = render(UNALIGNED, CharTokenizer(bos=False), [Example(input="a", output="b")])
     assert r.token_ids[0] != BOS and r.header_len == 0
 
 
@@ -228,7 +232,9 @@ def test_segment_ids_equal_whole_string_ids_on_the_real_tokenizer(smollm2_tok, r
         aligned = render(real_format, smollm2_tok, demos, query)
         assert aligned.demo_block_end % real_format.align == 0
         start, end = aligned.header_len, aligned.header_len + aligned.pad_len
-        assert smollm2_tok.decode(aligned.token_ids[start:end]) == "\n" * aligned.pad_len
+        filler = smollm2_tok.decode(aligned.token_ids[start:end])
+        assert filler.endswith(real_format.pad_end)
+        assert (real_format.pad * 8).startswith(filler[: -len(real_format.pad_end)])
         assert aligned.token_ids[:start] + aligned.token_ids[end:] == r.token_ids
 
 
