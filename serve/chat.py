@@ -57,7 +57,9 @@ def as_completion(req: ChatCompletionRequest, registry: DemoSetRegistry) -> Comp
             "registered demo_set (it carries its own)",
             "messages",
         )
-    fields = req.model_dump(include=_SHARED | _EXTENSIONS, exclude_unset=True)
+    # by_alias: fields such as structured_outputs.json and json_schema.schema are named by
+    # their aliases on the way back in.
+    fields = req.model_dump(include=_SHARED | _EXTENSIONS, exclude_unset=True, by_alias=True)
     demos = [Example(input=u, output=a) for u, a in pairs]
     if req.demo_set is not None and demos:  # the set's block, then the turns: still a prefix
         entry = registry.get(req.demo_set)

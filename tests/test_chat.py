@@ -82,6 +82,22 @@ def test_turns_become_demonstrations_after_the_requests_own(tmp_path):
         as_completion(_req([("system", "s"), ("user", "q")], demo_set=entry.id), registry)
 
 
+# Fields whose wire names are aliases (`json`, `schema`) must survive the translation.
+ALIASED = [
+    {"structured_outputs": {"json": {"type": "object"}}},
+    {"structured_outputs": {"json_object": True, "json": {"a": 1}, "grammar": "g"}},
+    {"response_format": {"type": "json_schema", "json_schema": {"name": "n", "schema": {}}}},
+]
+
+
+@pytest.mark.parametrize("extra", ALIASED)
+def test_aliased_fields_pass_from_chat_to_completion(tmp_path, extra):
+    registry = DemoSetRegistry(tmp_path, PLAIN, CharTokenizer())
+    c = as_completion(_req([("user", "q")], **extra), registry)
+    key = next(iter(extra))
+    assert getattr(c, key).model_dump(by_alias=True, exclude_unset=True) == extra[key]
+
+
 @pytest.mark.parametrize("pieces", [[" ", "mi", "ce"], [" mi", "ce"], ["", " m", "ice"]])
 def test_the_stream_carries_the_role_first_and_cuts_the_answer_prefix(pieces):
     assert PLAIN.answer_prefix == " "
