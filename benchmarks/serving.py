@@ -132,19 +132,30 @@ def variant_folder(runs: Path, name: str) -> Path:
 
 def load_results(args) -> dict:
     """The reports an earlier run saved under --runs (requests JSONL, summary, floors)."""
-    results = {}
-    for name in args.variants:
-        folder = variant_folder(args.runs, name)
-        reports, floors = {}, {}
-        for w in [w for w in args.workloads if f"{name}:{w}" not in args.skip]:
-            summary = json.loads((folder / f"{w}.summary.json").read_text())
-            with (folder / f"{w}.requests.jsonl").open() as f:
-                rows = [RequestResult(**json.loads(line)) for line in f]
-            reports[w] = RunReport(rows, summary["duration_s"], summary)
-            if (folder / f"{w}.floor.json").is_file():
-                floors[w] = json.loads((folder / f"{w}.floor.json").read_text())
-        results[name] = {"reports": reports, "floors": floors}
-    return results
+    return {name: load_variant(name, args) for name in args.variants}
+
+
+def planned(name: str, args) -> list[str]:
+    return [w for w in args.workloads if f"{name}:{w}" not in args.skip]
+
+
+def saved(name: str, args) -> bool:
+    """Whether an earlier run under --runs already measured every planned workload of `name`."""
+    folder = variant_folder(args.runs, name)
+    return all((folder / f"{w}.summary.json").is_file() for w in planned(name, args))
+
+
+def load_variant(name: str, args) -> dict:
+    folder = variant_folder(args.runs, name)
+    reports, floors = {}, {}
+    for w in planned(name, args):
+        summary = json.loads((folder / f"{w}.summary.json").read_text())
+        with (folder / f"{w}.requests.jsonl").open() as f:
+            rows = [RequestResult(**json.loads(line)) for line in f]
+        reports[w] = RunReport(rows, summary["duration_s"], summary)
+        if (folder / f"{w}.floor.json").is_file():
+            floors[w] = json.loads((folder / f"{w}.floor.json").read_text())
+    return {"reports": reports, "floors": floors}
 
 
 def run_variant(name: str, args, fmt, tok, base: str, common: list[str]) -> dict:
@@ -158,7 +169,7 @@ def run_variant(name: str, args, fmt, tok, base: str, common: list[str]) -> dict
     server.start()
     reports, floors = {}, {}
     try:
-        for wname in [w for w in args.workloads if f"{name}:{w}" not in args.skip]:
+        for wname in planned(name, args):
             w = WORKLOADS[wname]
             print(f"[{name}] {wname}", file=sys.stderr, flush=True)
             reports[wname] = asyncio.run(
@@ -216,6 +227,11 @@ def main() -> None:
         "--lora-runtime", action="store_true", help="serve with LoRA kernels, not merged weights"
     )
     parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse the variants an interrupted run under --runs finished; run the rest",
+    )
+    parser.add_argument(
         "--replot", action="store_true", help="only redraw the plots from the saved --runs"
     )
     args = parser.parse_args()
@@ -232,7 +248,12 @@ def main() -> None:
         "--kv-cache-memory-bytes",
         str(kv_bytes(base, args.kv_cache_tokens)),
     ]
-    results = {v: run_variant(v, args, fmt, tok, base, common) for v in args.variants}
+    results = {
+        v: load_variant(v, args)
+        if args.resume and saved(v, args)
+        else run_variant(v, args, fmt, tok, base, common)
+        for v in args.variants
+    }
     soak_report = run_soak(args, common) if args.soak_requests else None
     write_doc(results, args, command(), soak_report)
     print(args.out.read_text())
