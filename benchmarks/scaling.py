@@ -22,7 +22,7 @@ from serving import kv_bytes
 from manyicl.loadtests.report import save_run, table
 from manyicl.loadtests.runner import RunReport, run_workload, scrape
 from manyicl.loadtests.servers import ServerProcess, manyicl_command
-from manyicl.loadtests.workload import Mode, Workload
+from manyicl.loadtests.workload import Mode, Order, Workload
 from manyicl.models import resolve_model
 from manyicl.prompting import HFTokenizer, get_format
 
@@ -30,8 +30,10 @@ POLICIES = ("consistent_hash", "round_robin")
 
 
 def replica_urls(log: Path) -> list[str]:
-    """The replicas' own URLs, from the supervisor's log."""
-    return re.findall(r"replica \d: pid \d+, (\S+)", log.read_text())
+    """The replicas' own URLs, from the supervisor's log (appended to by every start: the
+    last start's line for each replica wins)."""
+    urls = dict(re.findall(r"replica (\d+): pid \d+, (\S+)", log.read_text()))
+    return [urls[i] for i in sorted(urls, key=int)]
 
 
 def replica_counts(urls: list[str]) -> list[dict[str, float]]:
@@ -75,12 +77,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("docs/SCALING.md"))
     parser.add_argument("--runs", type=Path, default=Path("runs/bench-scaling"))
-    parser.add_argument("--sets", type=int, default=6, help="demo sets in the workload")
-    parser.add_argument("--block-tokens", type=int, default=1024, help="tokens per demo block")
+    parser.add_argument("--sets", type=int, default=12, help="demo sets in the workload")
+    parser.add_argument("--block-tokens", type=int, default=512, help="tokens per demo block")
     parser.add_argument("--queries", type=int, default=6, help="queries per set")
-    parser.add_argument("--kv-tokens", type=int, default=4608, help="KV cache per replica")
+    parser.add_argument("--kv-tokens", type=int, default=5120, help="KV cache per replica")
     args = parser.parse_args()
-    w = Workload("scale", args.sets, args.block_tokens, args.queries, concurrency=2, seed=11)
+    # Shuffled: a fixed interleaving of an even number of sets would send each set to the same
+    # replica under round-robin too, and hide what affinity is for.
+    w = Workload(
+        "scale", args.sets, args.block_tokens, args.queries, Order.RANDOM, concurrency=2, seed=11
+    )
     model = resolve_model("default")
     tok = HFTokenizer.from_pretrained(model)
     fmt = get_format("plain")
@@ -96,7 +102,7 @@ def main() -> None:
             f"`manyicl-serve --replicas 2` (one core each) on the default model, eager, KV cache "
             f"{args.kv_tokens} tokens per replica; {w.num_sets} registered demo sets of "
             f"{w.block_tokens} tokens ({w.num_sets * w.block_tokens} together: they fit in the "
-            f"two caches, not in one), {w.queries_per_set} queries each, sets in turn, "
+            f"two caches, not in one), {w.queries_per_set} queries each in shuffled order, "
             f"{w.concurrency} clients; every request sends its set's id as `X-Session-ID`.",
             "",
             table({p: report.summary for p, (report, _) in runs.items()}),
