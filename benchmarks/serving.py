@@ -50,6 +50,8 @@ VARIANTS = {
     "manyicl no-cache": ("manyicl", Mode.DEMO_SET, ["--no-enable-prefix-caching"]),
     "manyicl bs32": ("manyicl", Mode.DEMO_SET, ["--block-size", "32"]),
     "manyicl bs64": ("manyicl", Mode.DEMO_SET, ["--block-size", "64"]),
+    # vLLM's CPU worker keeps one core for its scheduler unless told otherwise.
+    "manyicl all cores": ("manyicl", Mode.DEMO_SET, [], {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}),
 }
 
 
@@ -70,13 +72,14 @@ def server_for(
     common: list[str],
     log: Path,
     lora_runtime: bool,
+    env: dict[str, str] | None = None,
 ) -> ServerProcess:
     """manyicl-serve or vLLM's server for the adapter, LoRA at run time or merged."""
     if kind == "manyicl":
         merge = [] if lora_runtime else ["--merge-lora"]
         demo_dir = str(log.parent / "demo_sets")
         args = ["--adapter", str(adapter), "--demo-set-dir", demo_dir, *merge, *common, *extra]
-        return ServerProcess(lambda port: manyicl_command(port, args), log)
+        return ServerProcess(lambda port: manyicl_command(port, args), log, env)
     if lora_runtime:
         rank = max(16, read_manifest(adapter).lora["r"])
         lora = ["--enable-lora", "--lora-modules", f"manyicl={adapter}"]
@@ -87,7 +90,7 @@ def server_for(
         model = ["--model", merged, "--served-model-name", "manyicl"]
     caching = ["--enable-prefix-caching", "--enable-prompt-tokens-details"]
     args = [*model, *caching, *common, *extra]
-    return ServerProcess(lambda port: vllm_command(port, args), log)
+    return ServerProcess(lambda port: vllm_command(port, args), log, env)
 
 
 def whole_blocks(report: RunReport, workload, fmt, tok) -> dict[str, int]:
@@ -160,11 +163,11 @@ def load_variant(name: str, args) -> dict:
 
 def run_variant(name: str, args, fmt, tok, base: str, common: list[str]) -> dict:
     """Start the variant's server, run every workload on it, stop it."""
-    kind, mode, extra = VARIANTS[name]
+    kind, mode, extra, *env = VARIANTS[name]
     folder = variant_folder(args.runs, name)
     folder.mkdir(parents=True, exist_ok=True)
     server = server_for(
-        kind, args.adapter, base, extra, common, folder / "server.log", args.lora_runtime
+        kind, args.adapter, base, extra, common, folder / "server.log", args.lora_runtime, *env
     )
     server.start()
     reports, floors = {}, {}

@@ -4,38 +4,29 @@ The stream is deterministic: sequence n is the same on every run and every rank,
 resumes by replaying the (cheap, length-only) plan, and data-parallel ranks split one stream.
 Packing plans with token lengths only; ids are assembled just for the sequences a rank uses.
 A classification sequence may be remapped (the mixture's `remap_prob`): its plan carries the
-labels drawn for it, and its ids are assembled from pre-tokenised pieces (`RemapTokens`).
+labels drawn for it, and its ids are assembled from pre-tokenised pieces (`tokenized.RemapTokens`).
 """
 
 from __future__ import annotations
 
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from manyicl.finetune.mixture import MixtureTask, Remapping
+from manyicl.finetune.mixture import Remapping
 from manyicl.finetune.remap import (
     LabelPools,
     draw_mapping,
     first_occurrences,
-    label_set,
-    strip_choices,
 )
-from manyicl.finetune.tasks import TaskExample
+from manyicl.finetune.tokenized import TokenizedTask
 from manyicl.prompting import (
     BlockPadding,
-    PromptFormat,
     RenderedPrompt,
     TokenizedExample,
-    Tokenizer,
     assemble,
-    block_padding,
-    fill,
-    tokenize_example,
-    tokenize_header,
 )
-from manyicl.prompting.render import leading_literal
 
 
 @dataclass(frozen=True)
@@ -57,29 +48,6 @@ class ShotRange:
 
 
 @dataclass(frozen=True)
-class RemapTokens:
-    """A classification task's pieces for remapped sequences, tokenised once."""
-
-    labels: tuple[str, ...]  # the task's natural labels
-    header: tuple[int, ...]  # without the instruction (it names the natural labels)
-    stems: tuple[tuple[int, ...], ...]  # per train example: its context without listed choices
-    label_of: tuple[int, ...]  # per train example: the index of its label in `labels`
-    answers: Mapping[str, tuple[int, ...]]  # label -> answer ids; one table for every task
-
-
-@dataclass(frozen=True)
-class TokenizedTask:
-    name: str
-    weight: float
-    header: tuple[int, ...]
-    train: tuple[TokenizedExample, ...]
-    eval: tuple[TokenizedExample, ...]
-    dropped: int  # examples longer than a whole sequence
-    remap: RemapTokens | None = None  # set for classification tasks when remapping is on
-    padding: BlockPadding | None = None  # the format's filler, as the server renders it
-
-
-@dataclass(frozen=True)
 class SequencePlan:
     """Which task and which of its training examples (in order) make one sequence, and for a
     remapped sequence the label each of the task's natural labels becomes."""
@@ -96,67 +64,6 @@ class TrainSequence:
 
     prompt: RenderedPrompt
     unpredictable: tuple[bool, ...] = ()
-
-
-def tokenize_tasks(
-    tasks: Sequence[MixtureTask],
-    fmt: PromptFormat,
-    tok: Tokenizer,
-    max_seq_len: int,
-    remapping: Remapping | None = None,
-) -> list[TokenizedTask]:
-    """Tokenise every example once; drop those that cannot fit a sequence on their own. With
-    remapping on, classification tasks also get the pieces of their remapped sequences."""
-    remap_on = remapping is not None and remapping.prob > 0
-    answers: dict[str, tuple[int, ...]] = {}
-    if remap_on:
-        for label in LabelPools.load("train").every_label:
-            answers[label] = _answer_ids(fmt, tok, label)
-    out = []
-    for mt in tasks:
-        header = tuple(tokenize_header(fmt, tok, mt.task.instruction))
-        room = max_seq_len - len(header)
-        pairs = [(ex, tokenize_example(fmt, tok, ex.as_demo())) for ex in mt.train]
-        kept = [(ex, t) for ex, t in pairs if len(t) <= room]
-        evals = [tokenize_example(fmt, tok, ex.as_demo()) for ex in mt.eval]
-        evals = tuple(t for t in evals if len(t) <= room)
-        if not kept:
-            raise ValueError(f"task {mt.task.name!r}: no example fits in {max_seq_len} tokens")
-        examples = [ex for ex, _ in kept]
-        remap = _remap_tokens(examples, fmt, tok, remapping, answers) if remap_on else None
-        train = tuple(t for _, t in kept)
-        dropped = len(pairs) - len(kept)
-        padding = block_padding(fmt, tok)
-        out.append(
-            TokenizedTask(mt.task.name, mt.weight, header, train, evals, dropped, remap, padding)
-        )
-    return out
-
-
-def _answer_ids(fmt: PromptFormat, tok: Tokenizer, label: str) -> tuple[int, ...]:
-    return tuple(fill(fmt.output, tok, leading_literal(fmt.input), output=label))
-
-
-def _remap_tokens(
-    kept: Sequence[TaskExample],
-    fmt: PromptFormat,
-    tok: Tokenizer,
-    remapping: Remapping,
-    answers: dict[str, tuple[int, ...]],
-) -> RemapTokens | None:
-    """The remapping pieces of a classification task (None for any other task)."""
-    labels = label_set([ex.output for ex in kept], remapping.max_labels)
-    if not labels:
-        return None
-    for label in labels:
-        answers.setdefault(label, _answer_ids(fmt, tok, label))
-    return RemapTokens(
-        labels=labels,
-        header=tuple(tokenize_header(fmt, tok, None)),
-        stems=tuple(tuple(fill(fmt.input, tok, input=strip_choices(ex))) for ex in kept),
-        label_of=tuple(labels.index(ex.output) for ex in kept),
-        answers=answers,
-    )
 
 
 class SequenceStream:

@@ -10,12 +10,8 @@ from dataclasses import dataclass
 from manyicl.finetune.checkpoint import latest_checkpoint
 from manyicl.finetune.config import FinetuneConfig
 from manyicl.finetune.mixture import MixtureError, Remapping, load_mixture
-from manyicl.finetune.sequences import (
-    TokenizedTask,
-    TrainSequence,
-    eval_sequences,
-    tokenize_tasks,
-)
+from manyicl.finetune.sequences import TrainSequence, eval_sequences
+from manyicl.finetune.tokenized import TokenizedTask, tokenize_tasks
 from manyicl.manifest import MANIFEST_FILE
 from manyicl.models import resolve_model
 from manyicl.prompting import HFTokenizer, PromptFormat, get_format

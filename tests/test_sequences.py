@@ -15,9 +15,9 @@ from manyicl.finetune.sequences import (
     materialise,
     plan_length,
     render_sequence,
-    tokenize_tasks,
 )
 from manyicl.finetune.tasks import Task, TaskExample, choice_suffix
+from manyicl.finetune.tokenized import tokenize_tasks
 from manyicl.prompting import PLAIN, assemble
 
 from chartok import CharTokenizer
