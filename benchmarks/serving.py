@@ -50,8 +50,10 @@ VARIANTS = {
     "manyicl no-cache": ("manyicl", Mode.DEMO_SET, ["--no-enable-prefix-caching"]),
     "manyicl bs32": ("manyicl", Mode.DEMO_SET, ["--block-size", "32"]),
     "manyicl bs64": ("manyicl", Mode.DEMO_SET, ["--block-size", "64"]),
-    # vLLM's CPU worker keeps one core for its scheduler unless told otherwise.
+    # vLLM's CPU worker keeps one core for its scheduler unless told otherwise; manyicl-serve
+    # tells it not to (docs/BENCHMARKS_RESERVED_CPU.md, measured before that default).
     "manyicl all cores": ("manyicl", Mode.DEMO_SET, [], {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}),
+    "manyicl one core": ("manyicl", Mode.DEMO_SET, [], {"VLLM_CPU_NUM_OF_RESERVED_CPU": "1"}),
 }
 
 

@@ -50,12 +50,12 @@ class EvalEngine:
         from vllm import LLM
         from vllm.platforms import current_platform
 
-        from manyicl.cpu import RESERVED_CPUS, auto_dtype, cpu_flags, offline_reserved_cpus
+        from manyicl.cpu import RESERVED_CPUS, auto_dtype, cpu_flags, reserved_cpus
         from manyicl.lifeline import claim_children
         from manyicl.merge import merged_checkpoint
 
         claim_children()  # the engine's processes exit when this one is gone, however it ends
-        if current_platform.is_cpu() and (reserved := offline_reserved_cpus(os.environ)):
+        if current_platform.is_cpu() and (reserved := reserved_cpus(os.environ)):
             os.environ[RESERVED_CPUS] = reserved  # read by the engine processes it spawns
 
         dtype, why = cfg.dtype, "asked for"

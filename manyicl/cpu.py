@@ -76,10 +76,11 @@ def auto_dtype(on_cpu: bool, flags: frozenset[str] | set[str]) -> tuple[str, str
 RESERVED_CPUS = "VLLM_CPU_NUM_OF_RESERVED_CPU"
 
 
-def offline_reserved_cpus(environ: dict[str, str]) -> str | None:
-    """The value to give VLLM_CPU_NUM_OF_RESERVED_CPU for an offline engine (evaluation), or
-    None to leave it. vLLM's CPU worker keeps one core for its scheduler process by default; an
-    offline run's scheduler is idle while the worker computes, so on a 2-core machine that
-    halves the compute for nothing. Measured on an AMD EPYC (2 cores, AVX2): `manyicl-eval
-    --preset quick` 71 s -> 51 s of scoring, identical scores. A value the user set is kept."""
+def reserved_cpus(environ: dict[str, str]) -> str | None:
+    """The value to give VLLM_CPU_NUM_OF_RESERVED_CPU, or None to leave it. vLLM's CPU worker
+    keeps one core for its scheduler process by default; on a 2-core machine that halves the
+    compute, while the scheduler and the API process need little. Measured on an AMD EPYC
+    (2 cores, AVX2): `manyicl-eval --preset quick` 71 s -> 51 s of scoring, identical scores;
+    `manyicl-serve` 2.40 -> 2.82 req/s on warm 2K blocks at c1, 5.65 -> 7.15 at c8, cold 2K
+    prefill 12.0 s -> 7.5 s (docs/BENCHMARKS_RESERVED_CPU.md). A value the user set is kept."""
     return None if RESERVED_CPUS in environ else "0"

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
-from manyicl.cpu import auto_dtype, cpu_flags
+from manyicl.cpu import RESERVED_CPUS, auto_dtype, cpu_flags, reserved_cpus
 from manyicl.manifest import model_fingerprint, read_manifest
 from manyicl.merge import merged_checkpoint
 from manyicl.models import resolve_model
@@ -36,6 +37,9 @@ def build_engine(cfg: ServeConfig, engine_args) -> ManyICLEngine:
             f"fingerprint differs from {model_path}; serve it on its own base"
         )
     choose_dtype(engine_args, current_platform.is_cpu())
+    if current_platform.is_cpu() and (reserved := reserved_cpus(os.environ)):
+        os.environ[RESERVED_CPUS] = reserved  # read by the engine processes it spawns
+        log.info("every core for the engine's worker (%s=%s)", RESERVED_CPUS, reserved)
     if manifest and cfg.merge_lora:
         merge_dtype = "float32" if engine_args.dtype == "float32" else "bfloat16"
         model_path = str(merged_checkpoint(cfg.adapter, model_path, merge_dtype))

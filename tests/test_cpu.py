@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from manyicl.cpu import auto_dtype, describe, has_native_bf16, offline_reserved_cpus
+from manyicl.cpu import auto_dtype, describe, has_native_bf16, reserved_cpus
 
 # on a CPU?, flags -> dtype `--dtype auto` picks
 DTYPE_TABLE = [
@@ -61,4 +61,4 @@ def test_a_float32_merge_keeps_a_small_delta_that_bf16_rounds_away(tmp_path, smo
     [({}, "0"), ({"VLLM_CPU_NUM_OF_RESERVED_CPU": "1"}, None), ({"OTHER": "1"}, "0")],
 )
 def test_offline_engines_get_every_core_unless_the_user_says(environ, want):
-    assert offline_reserved_cpus(environ) == want
+    assert reserved_cpus(environ) == want
