@@ -123,17 +123,21 @@ def build_specs(
     set_ids: Sequence[str] | None,
     fmt: PromptFormat,
     tok: Tokenizer,
-) -> list[RequestSpec]:
-    specs = []
-    for k, q, text in make_queries(w, list(sets)):
-        body = payload(
-            mode, model, sets[k], set_ids[k] if set_ids else None, text, w.max_tokens, fmt, tok
-        )
+) -> tuple[list[RequestSpec], list[RequestSpec]]:
+    """The timed requests in the workload's order and, for a `warm` workload, one untimed
+    warm-up request per set with a query of its own (the set's query `queries_per_set`)."""
+
+    def spec(k: int, q: int, text: str) -> RequestSpec:
+        set_id = set_ids[k] if set_ids else None
+        body = payload(mode, model, sets[k], set_id, text, w.max_tokens, fmt, tok)
         # A consistent-hash router (manyicl-serve --replicas) keeps each set on one replica.
-        key = set_ids[k] if set_ids else routing_key(sets[k])
-        spec = RequestSpec(body, k, q, len(sets[k].examples), headers={"X-Session-ID": key})
-        specs.append(spec)
-    return specs
+        key = set_id or routing_key(sets[k])
+        return RequestSpec(body, k, q, len(sets[k].examples), headers={"X-Session-ID": key})
+
+    timed = [spec(*item) for item in make_queries(w, list(sets))]
+    more = replace(w, queries_per_set=w.queries_per_set + 1, order=Order.BURSTY)
+    extra = make_queries(more, list(sets)) if w.warm else []
+    return timed, [spec(*item) for item in extra if item[1] == w.queries_per_set]
 
 
 async def run_workload(
@@ -151,8 +155,8 @@ async def run_workload(
     sets = make_demo_sets(w, fmt, tok)
     async with client_for(url, api_key) as client:
         set_ids = await register(client, sets) if mode is Mode.DEMO_SET else None
-        specs = build_specs(mode, model, w, sets, set_ids, fmt, tok)
-        warmup = await warm_sets(client, build_warmup(mode, model, w, sets, set_ids, fmt, tok))
+        specs, warm_specs = build_specs(mode, model, w, sets, set_ids, fmt, tok)
+        warmup = await warm_sets(client, warm_specs)
         before = await scrape(client)
         results, duration = await fire(
             client, specs, w.concurrency, w.rate, max_seconds, progress, w.seed
@@ -165,24 +169,6 @@ async def run_workload(
     return RunReport(results, duration, summary, warmup)
 
 
-def build_warmup(
-    mode: Mode,
-    model: str,
-    w: Workload,
-    sets: Sequence[DemoSet],
-    set_ids: Sequence[str] | None,
-    fmt: PromptFormat,
-    tok: Tokenizer,
-) -> list[RequestSpec]:
-    """For a `warm` workload, one request per set with a query of its own (the set's query
-    number `queries_per_set`, never timed); none otherwise."""
-    if not w.warm:
-        return []
-    more = replace(w, queries_per_set=w.queries_per_set + 1, order=Order.BURSTY)
-    specs = build_specs(mode, model, more, sets, set_ids, fmt, tok)
-    return [s for s in specs if s.query_index == w.queries_per_set]
-
-
 async def warm_sets(client: httpx.AsyncClient, specs: Sequence[RequestSpec]) -> list[RequestResult]:
     """Send the warm-up requests one at a time, so each demo block is cached before the clock
     starts (a registered set's warm-up on upload would not serve the text mode)."""
@@ -192,10 +178,9 @@ async def warm_sets(client: httpx.AsyncClient, specs: Sequence[RequestSpec]) -> 
 
 def _server_hit_ratio(before: dict[str, float], after: dict[str, float]) -> float | None:
     """vLLM's own prefix-cache counters over the run: hits / queries (tokens)."""
-    hits = after.get("vllm:prefix_cache_hits_total", 0) - before.get(
-        "vllm:prefix_cache_hits_total", 0
-    )
-    queries = after.get("vllm:prefix_cache_queries_total", 0) - before.get(
-        "vllm:prefix_cache_queries_total", 0
-    )
-    return hits / queries if queries else None
+
+    def delta(name: str) -> float:
+        return after.get(name, 0) - before.get(name, 0)
+
+    queries = delta("vllm:prefix_cache_queries_total")
+    return delta("vllm:prefix_cache_hits_total") / queries if queries else None

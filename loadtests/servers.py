@@ -7,12 +7,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
-
-from manyicl.serve.replicas import free_port
+from manyicl.serve.replicas import free_port, wait_healthy
 
 
 def manyicl_command(port: int, args: list[str]) -> list[str]:
@@ -58,18 +55,11 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **(self.env or {})},
             )
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        self.stop()
-        raise TimeoutError(f"server not healthy in {timeout}s: {self.log.read_text()[-3000:]}")
+        try:
+            wait_healthy([self.proc], [self.url], timeout)
+        except RuntimeError as e:
+            self.stop()
+            raise RuntimeError(f"{e}: {self.log.read_text()[-3000:]}") from None
 
     def stop(self) -> None:
         """SIGINT, then SIGKILL after a minute."""

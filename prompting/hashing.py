@@ -22,22 +22,25 @@ def demo_set_id(demos: DemoSet, fmt: PromptFormat, tokenizer_fingerprint: str) -
     filler of a format that does not align (ids from before alignment existed stay valid).
     """
     unused = {"align", "pad", "pad_end"} if not fmt.align else set()
-    payload = {
-        "examples": [[ex.input, ex.output] for ex in demos.examples],
-        "instruction": demos.instruction,
+    extra = {
         "format": fmt.model_dump(exclude={"name", *unused}),
         "tokenizer": tokenizer_fingerprint,
     }
-    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return "ds-" + hashlib.sha256(blob.encode()).hexdigest()[:24]
+    return "ds-" + _digest(demos, extra)
 
 
 def routing_key(demos: DemoSet) -> str:
     """`dk-` + 24 hex digits of SHA-256 over the demonstrations and instruction alone: what a
     client can compute without the server's tokenizer or format."""
+    return "dk-" + _digest(demos, {})
+
+
+def _digest(demos: DemoSet, extra: dict) -> str:
+    """24 hex digits of SHA-256 over a canonical JSON of the set's content and `extra`."""
     payload = {
         "examples": [[ex.input, ex.output] for ex in demos.examples],
         "instruction": demos.instruction,
+        **extra,
     }
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return "dk-" + hashlib.sha256(blob.encode()).hexdigest()[:24]
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]

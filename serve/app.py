@@ -19,21 +19,13 @@ from vllm.v1.engine.exceptions import EngineDeadError
 from manyicl.prompting import DemoSet, assemble, plan_shots
 from manyicl.serve.chat import as_completion, chat_response, chat_stream
 from manyicl.serve.chat_protocol import ChatCompletionRequest, ChatCompletionResponse
+from manyicl.serve.demo_set_protocol import DemoSetCreate, DemoSetDeleted, DemoSetInfo, DemoSetList
 from manyicl.serve.engine import ManyICLEngine
 from manyicl.serve.errors import APIError, bad_request, not_found
 from manyicl.serve.guard import Guard, error_response
 from manyicl.serve.metrics import ServerMetrics
 from manyicl.serve.openapi import document_bodies, responses
-from manyicl.serve.protocol import (
-    CompletionRequest,
-    CompletionResponse,
-    DemoSetCreate,
-    DemoSetDeleted,
-    DemoSetInfo,
-    DemoSetList,
-    ModelCard,
-    ModelList,
-)
+from manyicl.serve.protocol import CompletionRequest, CompletionResponse, ModelCard, ModelList
 from manyicl.serve.registry import DemoSetRegistry, StorageError, TokenizedDemoSet
 from manyicl.serve.scheduler import DemoSetScheduler
 from manyicl.serve.serving import CompletionService

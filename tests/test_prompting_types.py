@@ -18,7 +18,7 @@ from manyicl.prompting import (
     render,
     shot_order,
 )
-from manyicl.serve.protocol import DemoSetCreate
+from manyicl.serve.demo_set_protocol import DemoSetCreate
 
 from chartok import CharTokenizer
 
