@@ -27,6 +27,7 @@ class PreparedPrompt:
     uses_demos: bool
     demo_set: str | None = None  # content id of the demo block, for the scheduler
     labels: tuple[str, ...] = ()  # distinct outputs of the demonstrations used, in order
+    routing_key: str | None = None  # of the demonstrations (see ManyICLInfo.routing_key)
 
 
 def prepare_prompts(
@@ -120,7 +121,8 @@ def _many_shot(
         demo_block_tokens=rendered.demo_block_end,
     )
     outputs = [ds.demos.examples[i].output for i in plan.indices]
-    return PreparedPrompt(rendered.token_ids, info, True, ds.id, tuple(dict.fromkeys(outputs)))
+    labels = tuple(dict.fromkeys(outputs))
+    return PreparedPrompt(rendered.token_ids, info, True, ds.id, labels, ds.routing_key)
 
 
 def _plain(

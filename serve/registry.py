@@ -23,6 +23,7 @@ from manyicl.prompting import (
     TokenizedExample,
     Tokenizer,
     demo_set_id,
+    routing_key,
     tokenize_example,
     tokenize_header,
 )
@@ -40,6 +41,7 @@ class TokenizedDemoSet:
     header: tuple[int, ...]
     examples: tuple[TokenizedExample, ...]
     created: int
+    routing_key: str  # `routing_key(demos)`: an inline set's X-Session-ID, computed once
 
     @property
     def num_tokens(self) -> int:
@@ -56,6 +58,7 @@ def tokenize_demo_set(
         header=tuple(tokenize_header(fmt, tok, demos.instruction)),
         examples=tuple(tokenize_example(fmt, tok, ex) for ex in demos.examples),
         created=created or int(time.time()),
+        routing_key=routing_key(demos),
     )
 
 

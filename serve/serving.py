@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from vllm.outputs import RequestOutput
 from vllm.v1.engine.exceptions import EngineDeadError
 
-from manyicl.prompting import DemoSet, routing_key
 from manyicl.serve import choosing
 from manyicl.serve.choices import build_choice
 from manyicl.serve.engine import ManyICLEngine, ServedModel
@@ -77,8 +76,10 @@ class CompletionService:
         if req.answer_choices is not None:
             for p in prompts:
                 choosing.check(req, p.uses_demos)
+        # A registered set is routed by its id; inline demonstrations by their content.
+        key = req.demo_set or next((p.routing_key for p in prompts if p.routing_key), None)
         info = ManyICLInfo(
-            demo_set=req.demo_set, routing_key=_routing_key(req), prompts=[p.info for p in prompts]
+            demo_set=req.demo_set, routing_key=key, prompts=[p.info for p in prompts]
         )
         run = _Run(self, req, model, prompts, params, info)
         if req.answer_choices is not None:
@@ -282,12 +283,3 @@ class _Run:
 
 def _sse_error(err: APIError) -> str:
     return f"data: {err.response().model_dump_json()}\n\n"
-
-
-def _routing_key(req: CompletionRequest) -> str | None:
-    """What a client sends as `X-Session-ID` to keep the set on one replica (see protocol)."""
-    if req.demo_set is not None:
-        return req.demo_set
-    if req.demonstrations is None:
-        return None
-    return routing_key(DemoSet(examples=req.demonstrations, instruction=req.instruction))

@@ -68,12 +68,14 @@ class Group:
     def ask(self, k: int, query: str = "set 1 item 3") -> tuple[dict, int]:
         """One request of set k with its routing header; (response, the replica it reached)."""
         before, demos = self.served(), _demos(k)
+        key = routing_key(DemoSet(examples=[Example(**x) for x in demos]))
         r = self.http.post(
             "/v1/completions",
             json={"model": "m", "prompt": query, "max_tokens": 2, "demonstrations": demos},
-            headers={"X-Session-ID": routing_key(DemoSet(examples=[Example(**x) for x in demos]))},
+            headers={"X-Session-ID": key},
         )
         assert r.status_code == 200, r.text
+        assert r.json()["manyicl"]["routing_key"] == key  # the server names the same key
         after = self.served()
         (replica,) = [i for i in after if after[i] > before.get(i, 0)]
         return r.json(), replica
