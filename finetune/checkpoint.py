@@ -48,15 +48,24 @@ def save_checkpoint(
     return final
 
 
-def load_checkpoint(path: Path, model, optimizer) -> dict[str, Any]:
-    """Restore weights, optimizer and RNG in place; return the saved counters."""
+def load_adapter_weights(folder: Path, model) -> None:
+    """Set the LoRA weights of a peft `model` from an adapter folder (a checkpoint or a finished
+    adapter), refusing one whose weights do not all fit this model."""
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    state = torch.load(path / _STATE, map_location="cpu", weights_only=False)
-    result = set_peft_model_state_dict(model, load_file(path / "adapter_model.safetensors"))
+    try:
+        result = set_peft_model_state_dict(model, load_file(folder / "adapter_model.safetensors"))
+    except RuntimeError as e:  # a tensor of another shape (another rank)
+        raise ValueError(f"adapter {folder} does not match this model: {e}") from e
     if unexpected := getattr(result, "unexpected_keys", []):
-        raise ValueError(f"checkpoint {path} does not match this model: {unexpected[:3]}")
+        raise ValueError(f"adapter {folder} does not match this model: {unexpected[:3]}")
+
+
+def load_checkpoint(path: Path, model, optimizer) -> dict[str, Any]:
+    """Restore weights, optimizer and RNG in place; return the saved counters."""
+    state = torch.load(path / _STATE, map_location="cpu", weights_only=False)
+    load_adapter_weights(path, model)
     optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["rng"]["torch"])
     random.setstate(state["rng"]["python"])

@@ -90,6 +90,12 @@ class FinetuneConfig:
     save_every: int = arg("steps between checkpoints (0: none until the end)", default=100)
     keep_checkpoints: int = arg("checkpoints kept on disk", default=2)
     resume: bool = arg("continue from the newest checkpoint in --out", default=False)
+    init_adapter: Path | None = arg(
+        "start the LoRA weights from this adapter folder (from manyicl-finetune, same --lora-r, "
+        "--lora-alpha and --lora-targets) instead of a fresh init: training continues a "
+        "finished adapter with a new recipe; a checkpoint found by --resume takes precedence",
+        default=None,
+    )
     seed: int = arg("seed for data order, shot counts, LoRA init and dropout", default=0)
     dricl_alpha: float = arg("DrICL: weight between many-shot and zero-shot terms", default=0.2)
     dricl_gamma: float = arg("DrICL: reweighting temperature", default=11.0)

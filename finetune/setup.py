@@ -5,6 +5,7 @@ prepare(cfg) -> Setup   # raises FinetuneError with the reason when an input is 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from manyicl.finetune.checkpoint import latest_checkpoint
@@ -47,6 +48,7 @@ def prepare(cfg: FinetuneConfig) -> Setup:
         raise FinetuneError(
             f"{cfg.out} already holds a run: pass --resume to continue it, or choose another --out"
         )
+    _check_init_adapter(cfg)
     try:
         model_path = resolve_model(cfg.model)
         hf_tok = AutoTokenizer.from_pretrained(model_path)
@@ -66,3 +68,19 @@ def prepare(cfg: FinetuneConfig) -> Setup:
     evals = eval_sequences(tasks, max_seq_len, cfg.shot_range, cfg.eval_sequences)
     pad_id = hf_tok.pad_token_id if hf_tok.pad_token_id is not None else hf_tok.eos_token_id
     return Setup(model_path, fmt, max_seq_len, tasks, evals, pad_id or 0, mixture.remapping)
+
+
+def _check_init_adapter(cfg: FinetuneConfig) -> None:
+    """An --init-adapter must be a LoRA adapter of the rank and scale this run trains."""
+    if cfg.init_adapter is None:
+        return
+    try:
+        saved = json.loads((cfg.init_adapter / "adapter_config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise FinetuneError(f"--init-adapter {cfg.init_adapter}: no adapter there ({e})") from e
+    want = {"r": cfg.lora_r, "lora_alpha": cfg.lora_alpha}
+    if got := {k: saved.get(k) for k in want if saved.get(k) != want[k]}:
+        raise FinetuneError(
+            f"--init-adapter {cfg.init_adapter} has {got}; this run trains {want}: pass the "
+            "adapter's --lora-r and --lora-alpha"
+        )

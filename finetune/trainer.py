@@ -18,7 +18,12 @@ from tqdm import tqdm
 
 import manyicl
 from manyicl.finetune.batching import collate, loss_count, loss_sum, supervised_logits
-from manyicl.finetune.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from manyicl.finetune.checkpoint import (
+    latest_checkpoint,
+    load_adapter_weights,
+    load_checkpoint,
+    save_checkpoint,
+)
 from manyicl.finetune.config import FinetuneConfig, Schedule
 from manyicl.finetune.losses import DriclParams, token_loss_sum
 from manyicl.finetune.modeling import DistEnv, load_lora_model, resolve_dtype, wrap_ddp
@@ -94,6 +99,8 @@ def train(cfg: FinetuneConfig, stop_after: int | None = None) -> TrainResult | N
         counters = load_checkpoint(ckpt, model, optimizer)
         if env.is_main:
             _truncate_metrics(cfg.out / "metrics.jsonl", counters["step"])
+    elif cfg.init_adapter:
+        load_adapter_weights(cfg.init_adapter, model)
     loop = _Loop(cfg, setup, env, model, wrap_ddp(model, env), optimizer, counters)
     if not loop.run(stop_after):
         return None

@@ -147,3 +147,26 @@ def test_logits_at_supervised_positions_match_the_full_logits_path(tiny_llama_di
     assert torch.isclose(fast, full, rtol=1e-5)
     for a, p in zip(fast_grads, (p for p in model.parameters() if p.requires_grad), strict=True):
         assert torch.allclose(a, p.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_init_adapter_starts_from_its_weights(tmp_path, tiny_llama_dir, toy_mixture):
+    """A run started from a finished adapter begins at that adapter's eval loss, not the base's;
+    an adapter of another rank is refused before any compute."""
+    from manyicl.finetune.setup import FinetuneError
+
+    first = train(_config(tmp_path / "a", tiny_llama_dir, toy_mixture))
+    warm = _config(
+        tmp_path / "b", tiny_llama_dir, toy_mixture, max_steps=2, eval_every=1, lr=1e-9,
+        init_adapter=tmp_path / "a",
+    )  # fmt: skip
+    train(warm)
+    cold = _config(tmp_path / "c", tiny_llama_dir, toy_mixture, max_steps=2, eval_every=1, lr=1e-9)
+    train(cold)
+    trained_loss = first.manifest.metrics["eval_loss"]
+    assert _eval_losses(warm.out)[0] == pytest.approx(trained_loss, rel=1e-3)
+    assert _eval_losses(cold.out)[0] > 1.2 * trained_loss
+    other_rank = _config(
+        tmp_path / "d", tiny_llama_dir, toy_mixture, lora_r=8, init_adapter=tmp_path / "a"
+    )
+    with pytest.raises(FinetuneError, match="lora-r"):
+        train(other_rank)
