@@ -33,6 +33,11 @@ class FinetuneConfig:
         "(default_mixture.toml, bigbench33_mixture.toml)",
         default=DEFAULT_MIXTURE,
     )
+    remap_prob: float | None = arg(
+        "share of classification sequences whose labels are remapped (symbol tuning); "
+        "default: the mixture's [settings] remap_prob",
+        default=None,
+    )
     prompt_format: str = arg(
         "prompt format: 'plain', 'chat', or a JSON file; saved with the "
         "adapter so the server renders exactly the same way",
@@ -122,6 +127,10 @@ class FinetuneConfig:
         return [
             *[(getattr(self, n) <= 0, f"--{n.replace('_', '-')} must be > 0") for n in positive],
             (self.lr <= 0, "--lr must be > 0"),
+            (
+                self.remap_prob is not None and not 0 <= self.remap_prob <= 1,
+                "--remap-prob must be in [0, 1]",
+            ),
             (not 0 <= self.lora_dropout < 1, "--lora-dropout must be in [0, 1)"),
             (self.warmup_steps < 0, "--warmup-steps must be >= 0"),
             (not 0 <= self.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1]"),

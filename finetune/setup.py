@@ -6,7 +6,7 @@ prepare(cfg) -> Setup   # raises FinetuneError with the reason when an input is 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from manyicl.finetune.checkpoint import latest_checkpoint
 from manyicl.finetune.config import FinetuneConfig
@@ -61,13 +61,16 @@ def prepare(cfg: FinetuneConfig) -> Setup:
     if max_seq_len > context:
         raise FinetuneError(f"--max-seq-len {max_seq_len} exceeds the model's context {context}")
     tok = HFTokenizer(hf_tok)
+    remapping = mixture.remapping
+    if cfg.remap_prob is not None:
+        remapping = replace(remapping, prob=cfg.remap_prob)
     try:
-        tasks = tokenize_tasks(mixture.tasks, fmt, tok, max_seq_len, mixture.remapping)
+        tasks = tokenize_tasks(mixture.tasks, fmt, tok, max_seq_len, remapping)
     except ValueError as e:
         raise FinetuneError(str(e)) from e
     evals = eval_sequences(tasks, max_seq_len, cfg.shot_range, cfg.eval_sequences)
     pad_id = hf_tok.pad_token_id if hf_tok.pad_token_id is not None else hf_tok.eos_token_id
-    return Setup(model_path, fmt, max_seq_len, tasks, evals, pad_id or 0, mixture.remapping)
+    return Setup(model_path, fmt, max_seq_len, tasks, evals, pad_id or 0, remapping)
 
 
 def _check_init_adapter(cfg: FinetuneConfig) -> None:

@@ -170,3 +170,16 @@ def test_init_adapter_starts_from_its_weights(tmp_path, tiny_llama_dir, toy_mixt
     )
     with pytest.raises(FinetuneError, match="lora-r"):
         train(other_rank)
+
+
+@pytest.mark.parametrize("remap_prob,remapped", [(None, False), (0.0, False), (1.0, True)])
+def test_remap_prob_overrides_the_mixture(
+    tmp_path, tiny_llama_dir, toy_mixture, remap_prob, remapped
+):
+    """The toy mixture remaps nothing; --remap-prob 1 remaps its classification task only."""
+    from manyicl.finetune.setup import prepare
+
+    setup = prepare(_config(tmp_path / "out", tiny_llama_dir, toy_mixture, remap_prob=remap_prob))
+    assert setup.remapping.prob == (remap_prob or 0.0)
+    by_name = {t.name: t.remap is not None for t in setup.tasks}
+    assert by_name == {"fruit": remapped, "reverse": False}
