@@ -232,16 +232,7 @@ def _table(what: str, tables: dict[str, dict], names: list[str]) -> list[str]:
     return lines
 
 
-def main() -> None:
-    import time
-
-    from tqdm import tqdm
-
-    from manyicl.finetune.setup import load_format
-    from manyicl.manifest import read_manifest
-    from manyicl.models import resolve_model
-    from manyicl.prompting import HFTokenizer
-
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--adapter", type=Path, action="append", default=[], help="repeatable")
     parser.add_argument("--model", default=None, help="base model (default: the default model)")
@@ -256,27 +247,45 @@ def main() -> None:
         help="folder of each model's scores: a model already scored on the same sequences is "
         "not scored again",
     )
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def score_all(model_path: str, adapter: Path | None, seqs: list[dict], records: Path):
+    """(scores per sequence, seconds) for one model; read back from `records` when this model
+    was scored on the same sequences before."""
+    import time
+
+    from tqdm import tqdm
+
+    key = hashlib.sha256(json.dumps([s["ids"] for s in seqs]).encode()).hexdigest()[:16]
+    name = model_name(adapter)
+    saved = records / f"{name}.json"
+    if saved.is_file() and (got := json.loads(saved.read_text()))["sequences"] == key:
+        return got["scored"], got["seconds"]
+    model, started = load_model(model_path, adapter), time.perf_counter()
+    scored = [score(model, s) for s in tqdm(seqs, desc=name, unit="seq")]
+    seconds = time.perf_counter() - started
+    records.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps({"sequences": key, "scored": scored, "seconds": seconds}))
+    return scored, seconds
+
+
+def main() -> None:
+    from manyicl.finetune.setup import load_format
+    from manyicl.manifest import read_manifest
+    from manyicl.models import resolve_model
+    from manyicl.prompting import HFTokenizer
+
+    args = parse_args()
     model_path = resolve_model(args.model)
     tok = HFTokenizer.from_pretrained(model_path)
     fmt = read_manifest(args.adapter[0]).prompt_format if args.adapter else None
     fmt = fmt or load_format("plain", tok.hf)
     seqs = build_sequences(args, fmt, tok)
-    key = hashlib.sha256(json.dumps([s["ids"] for s in seqs]).encode()).hexdigest()[:16]
     results, seconds = {}, {}
     for adapter in [None, *args.adapter]:
         name = model_name(adapter)
-        saved = args.records / f"{name}.json"
-        if saved.is_file() and (got := json.loads(saved.read_text()))["sequences"] == key:
-            results[name], seconds[name] = got["scored"], got["seconds"]  # scored before
-            continue
-        model, started = load_model(model_path, adapter), time.perf_counter()
-        results[name] = [score(model, s) for s in tqdm(seqs, desc=name, unit="seq")]
-        seconds[name] = time.perf_counter() - started
-        args.records.mkdir(parents=True, exist_ok=True)
-        record = {"sequences": key, "scored": results[name], "seconds": seconds[name]}
-        saved.write_text(json.dumps(record))
+        results[name], seconds[name] = score_all(model_path, adapter, seqs, args.records)
     text = report(seqs, results, args, seconds)
     print(text)
     if args.out:
