@@ -157,7 +157,7 @@ def write_results(args, stages: dict, adapters: dict) -> None:
         "first, the others by exact match or ROUGE-L. Differences are paired by example, with "
         "95 % bootstrap intervals; **bold** marks a significant difference.",
         "",
-        "## Goals for the shipped adapter",
+        "## Shipping goals, for the candidate adapter",
         "",
         *goals_table(stages),
     ]
