@@ -43,7 +43,8 @@ def bucket(k: int) -> str | None:
 
 
 def build_sequences(args, fmt, tok) -> list[dict]:
-    """[{group, kind, task, ids, answers: [(start, end, candidates' first tokens, skip)]}]."""
+    """[{group, kind, task, ids, spans: [(start, end, label first tokens or None, skip)]}]:
+    the answer spans of each packed sequence; first tokens are None where labels share one."""
     from manyicl.finetune import bigbench
     from manyicl.finetune.mixture import DEFAULT_MIXTURE, MixtureTask, Remapping, load_mixture
     from manyicl.finetune.remap import Kind, LabelPools, draw_mapping, label_set, mapping
@@ -218,7 +219,7 @@ def _table(what: str, tables: dict[str, dict], names: list[str]) -> list[str]:
             if n not in table:
                 cells.append("-")
                 continue
-            mean = bootstrap_mean(list(table[n].values()), resamples=1).mean
+            mean = sum(sum(v) / len(v) for v in table[n].values()) / len(table[n])  # over tasks
             if model == "base":
                 cells.append(f"{mean:.3f}")
                 continue
@@ -250,7 +251,7 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def score_all(model_path: str, adapter: Path | None, seqs: list[dict], records: Path):
+def score_all(model_path: str, adapter: Path | None, name: str, seqs: list[dict], records: Path):
     """(scores per sequence, seconds) for one model; read back from `records` when this model
     was scored on the same sequences before."""
     import time
@@ -258,7 +259,6 @@ def score_all(model_path: str, adapter: Path | None, seqs: list[dict], records: 
     from tqdm import tqdm
 
     key = hashlib.sha256(json.dumps([s["ids"] for s in seqs]).encode()).hexdigest()[:16]
-    name = model_name(adapter)
     saved = records / f"{name}.json"
     if saved.is_file() and (got := json.loads(saved.read_text()))["sequences"] == key:
         return got["scored"], got["seconds"]
@@ -285,7 +285,7 @@ def main() -> None:
     results, seconds = {}, {}
     for adapter in [None, *args.adapter]:
         name = model_name(adapter)
-        results[name], seconds[name] = score_all(model_path, adapter, seqs, args.records)
+        results[name], seconds[name] = score_all(model_path, adapter, name, seqs, args.records)
     text = report(seqs, results, args, seconds)
     print(text)
     if args.out:
