@@ -1,6 +1,7 @@
 """Training checkpoints under `out/checkpoints/step-NNNNNNN/`: a loadable PEFT adapter (the
 trainable weights, exactly) plus the trainer state (optimizer, counters, RNG). Written to a
 temporary folder and renamed, so a kill at any moment leaves the previous checkpoint intact.
+Each also carries the adapter manifest, so it loads wherever a finished adapter does.
 Small enough to commit (about 60 MB for SmolLM2 at r=16), so a long run can continue from
 what a repository holds."""
 
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from manyicl.manifest import AdapterManifest, write_manifest
 
 _STATE = "trainer_state.pt"
 
@@ -27,9 +30,16 @@ def latest_checkpoint(out: Path) -> Path | None:
 
 
 def save_checkpoint(
-    out: Path, step: int, model, optimizer, counters: dict[str, Any], keep: int
+    out: Path,
+    step: int,
+    model,
+    optimizer,
+    counters: dict[str, Any],
+    keep: int,
+    manifest: AdapterManifest | None = None,
 ) -> Path:
-    """Save, then delete all but the newest `keep` checkpoints."""
+    """Save, then delete all but the newest `keep` checkpoints. With `manifest`, the checkpoint
+    is also an adapter that `manyicl-eval --adapter` and `manyicl-serve --adapter` load."""
     root = checkpoint_dir(out)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:07d}"
@@ -41,6 +51,8 @@ def save_checkpoint(
         rng["cuda"] = torch.cuda.get_rng_state_all()
     state = {"optimizer": optimizer.state_dict(), "counters": counters, "rng": rng}
     torch.save(state, tmp / _STATE)
+    if manifest is not None:
+        write_manifest(tmp, manifest)
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     for old in sorted(root.glob("step-*"))[:-keep]:

@@ -204,9 +204,11 @@ class _Loop:
             with (cfg.out / "metrics.jsonl").open("a") as f:
                 f.write(json.dumps(record) + "\n")
             if cfg.save_every and c["step"] % cfg.save_every == 0:
+                metrics = {"train_loss": c["train_loss"], "eval_loss": record.get("eval_loss")}
                 save_checkpoint(
-                    cfg.out, c["step"], self.model, self.optimizer, dict(c), cfg.keep_checkpoints
-                )
+                    cfg.out, c["step"], self.model, self.optimizer, dict(c), cfg.keep_checkpoints,
+                    _manifest(cfg, self.setup, c, metrics),
+                )  # fmt: skip
         self.env.barrier()
 
 
@@ -229,11 +231,10 @@ class _nullcontext:
         return False
 
 
-def _finish(cfg: FinetuneConfig, setup: Setup, env: DistEnv, model, loop: _Loop):
-    """Final eval, then the adapter and its manifest (rank 0 writes)."""
-    final_eval = eval_loss(loop.ddp, setup.eval_seqs, setup.pad_id, env)
-    c = loop.counters
-    manifest = AdapterManifest(
+def _manifest(cfg: FinetuneConfig, setup: Setup, c: dict, metrics: dict) -> AdapterManifest:
+    """What makes a folder of LoRA weights a manyicl adapter: the final one and every
+    checkpoint carry it, so `manyicl-eval` and `manyicl-serve` load either."""
+    return AdapterManifest(
         manyicl_version=manyicl.__version__,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         base_model=BaseModelRef(
@@ -250,8 +251,15 @@ def _finish(cfg: FinetuneConfig, setup: Setup, env: DistEnv, model, loop: _Loop)
         steps=c["step"],
         tokens_trained=c["tokens"],
         seed=cfg.seed,
-        metrics={"train_loss": c["train_loss"], "eval_loss": final_eval},
+        metrics=metrics,
     )
+
+
+def _finish(cfg: FinetuneConfig, setup: Setup, env: DistEnv, model, loop: _Loop):
+    """Final eval, then the adapter and its manifest (rank 0 writes)."""
+    final_eval = eval_loss(loop.ddp, setup.eval_seqs, setup.pad_id, env)
+    c = loop.counters
+    manifest = _manifest(cfg, setup, c, {"train_loss": c["train_loss"], "eval_loss": final_eval})
     if env.is_main:
         cfg.out.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(cfg.out)

@@ -113,6 +113,10 @@ def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(
     assert all(torch.equal(a[k], b[k]) for k in a if "lora_" in k)
     steps = [json.loads(line)["step"] for line in (tmp_path / "b" / "metrics.jsonl").open()]
     assert steps == [1, 2, 3, 4, 5, 6]  # the lost step is logged once
+    # every checkpoint is an adapter in its own right: manifest beside the weights
+    ckpt = read_manifest(tmp_path / "b" / "checkpoints" / "step-0000006")
+    assert (ckpt.steps, ckpt.base_model.path) == (6, tiny_llama_dir)
+    assert ckpt.tokens_trained == resumed.manifest.tokens_trained
 
 
 @pytest.mark.parametrize("norm", [LossNorm.TOKEN, LossNorm.ANSWER])
