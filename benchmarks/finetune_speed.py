@@ -4,12 +4,14 @@
         --out docs/FINETUNE_BENCHMARKS.md
 
 Variants: plain causal-LM (every token supervised); all-targets as it trained before
-2026-11-24 (logits at every position, gradient checkpointing, LoRA dropout 0.05); all-targets
-with one of today's defaults undone at a time; all-targets with all of them (LM head only at
-supervised positions, no checkpointing, no LoRA dropout); last-target; DrICL. One model in one
-process runs them interleaved: every round trains each variant one step on the same packed
-sequence, in a rotating order, so machine noise (this is a shared VM) falls on all of them
-alike. Reported: the median over rounds of tokens/s and supervised answers/s.
+2026-11-24 (logits at every position, gradient checkpointing, LoRA dropout 0.05, float32);
+all-targets with one of today's defaults undone at a time; all-targets with all of them (LM head
+only at supervised positions, no checkpointing, no LoRA dropout) in float32 and in bf16-mixed
+(float32 weights, bf16 matrix products: `--dtype auto` on a CPU with native bf16);
+last-target; DrICL (these three in `--dtype auto`'s precision). One model in one process
+runs them interleaved: every round trains each variant one step on the same packed sequence,
+in a rotating order, so machine noise (this is a shared VM) falls on all of them alike.
+Reported: the median over rounds of tokens/s and supervised answers/s.
 """
 
 from __future__ import annotations
@@ -23,17 +25,18 @@ from common import command, machine, today
 
 from manyicl.finetune.mixture import DEFAULT_MIXTURE
 
-# name -> (objective, logits at every position, gradient checkpointing, LoRA dropout)
+# name -> (objective, logits at every position, gradient checkpointing, LoRA dropout, dtype)
 BEFORE, AFTER = "all-targets, before (full logits, checkpointing, dropout 0.05)", "all-targets"
 VARIANTS = {
-    "causal-lm": ("causal-lm", True, False, 0.0),
-    BEFORE: ("all-targets", True, True, 0.05),
-    "all-targets, full logits": ("all-targets", True, False, 0.0),
-    "all-targets, checkpointing": ("all-targets", False, True, 0.0),
-    "all-targets, LoRA dropout 0.05": ("all-targets", False, False, 0.05),
-    AFTER: ("all-targets", False, False, 0.0),
-    "last-target": ("last-target", False, False, 0.0),
-    "dricl": ("dricl", True, False, 0.0),
+    "causal-lm": ("causal-lm", True, False, 0.0, "float32"),
+    BEFORE: ("all-targets", True, True, 0.05, "float32"),
+    "all-targets, full logits": ("all-targets", True, False, 0.0, "float32"),
+    "all-targets, checkpointing": ("all-targets", False, True, 0.0, "float32"),
+    "all-targets, LoRA dropout 0.05": ("all-targets", False, False, 0.05, "float32"),
+    "all-targets, float32": ("all-targets", False, False, 0.0, "float32"),
+    AFTER: ("all-targets", False, False, 0.0, "auto"),
+    "last-target": ("last-target", False, False, 0.0, "auto"),
+    "dricl": ("dricl", True, False, 0.0, "auto"),
 }
 
 
@@ -60,7 +63,7 @@ def loss_of(variant: str, model, seq, pad_id: int):
     from manyicl.finetune.losses import DriclParams, token_loss_sum
     from manyicl.finetune.objectives import IGNORE, LossNorm, Objective
 
-    objective, full_logits, _, _ = VARIANTS[variant]
+    objective, full_logits, _, _, _ = VARIANTS[variant]
     labelled = Objective.ALL_TARGETS if objective == "causal-lm" else Objective(objective)
     batch = collate([seq], labelled, pad_id)
     if objective == "causal-lm":  # every real token is a target
@@ -81,8 +84,9 @@ def run(rounds: int, max_seq_len: int, mixture: Path) -> dict[str, list[tuple[fl
     """{variant: [(tokens/s, answers/s) per timed round]}; round 0 warms up and is dropped."""
     import torch
 
+    from manyicl.cpu import cpu_flags, has_native_bf16
     from manyicl.finetune.config import FinetuneConfig
-    from manyicl.finetune.modeling import DistEnv, load_lora_model, resolve_dtype
+    from manyicl.finetune.modeling import DistEnv, load_lora_model, resolve_precision
     from manyicl.finetune.sequences import SequenceStream, materialise
     from manyicl.finetune.setup import prepare
 
@@ -94,9 +98,9 @@ def run(rounds: int, max_seq_len: int, mixture: Path) -> dict[str, list[tuple[fl
     )
     setup, env = prepare(cfg), DistEnv.from_env()
     torch.manual_seed(0)
-    model = load_lora_model(
-        setup.model_path, resolve_dtype("auto", env.device), env.device, cfg.lora, False
-    )
+    native = has_native_bf16(cpu_flags())
+    precisions = {d: resolve_precision(d, env.device, native) for d in ("float32", "auto")}
+    model = load_lora_model(setup.model_path, torch.float32, env.device, cfg.lora, False)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     stream = SequenceStream(setup.tasks, setup.max_seq_len, cfg.shot_range, 0, setup.remapping)
     names, timings = list(VARIANTS), {v: [] for v in VARIANTS}
@@ -104,10 +108,11 @@ def run(rounds: int, max_seq_len: int, mixture: Path) -> dict[str, list[tuple[fl
         seq = materialise(setup.tasks, next(stream))
         for k in range(len(names)):
             variant = names[(rnd + k) % len(names)]  # rotate who goes first
-            _, _, checkpointing, dropout = VARIANTS[variant]
+            _, _, checkpointing, dropout, dtype = VARIANTS[variant]
             configure(model, checkpointing, dropout)
             started = time.perf_counter()
-            loss, answers, tokens = loss_of(variant, model, seq, setup.pad_id)
+            with precisions[dtype].autocast(env.device):
+                loss, answers, tokens = loss_of(variant, model, seq, setup.pad_id)
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
@@ -118,6 +123,12 @@ def run(rounds: int, max_seq_len: int, mixture: Path) -> dict[str, list[tuple[fl
     return timings
 
 
+def auto_name() -> str:
+    from manyicl.cpu import cpu_flags, has_native_bf16
+
+    return "bf16-mixed" if has_native_bf16(cpu_flags()) else "float32"
+
+
 def table(timings: dict, args) -> str:
     med = {v: statistics.median(t for t, _ in ts) for v, ts in timings.items()}
     lines = [
@@ -126,27 +137,30 @@ def table(timings: dict, args) -> str:
         f"Command: `{command()}`  ",
         f"Machine: {machine()}, device cpu.  ",
         "Setup: default model (SmolLM2-135M-Instruct), LoRA r=16 on all linear layers, float32 "
-        f"(`--dtype auto` on this CPU), one packed sequence of up to {args.max_seq_len} tokens "
+        f"weights; `auto` rows in `--dtype auto`'s precision on this CPU ({auto_name()}); one "
+        f"packed sequence of up to {args.max_seq_len} tokens "
         f"per step, mixture `{args.mixture.name}`; {args.steps} timed rounds after a warm-up "
         "round, each round training every variant one step on the same sequence in a rotating "
         "order (one model, one process).  ",
         f"Date: {today()}",
         "",
-        "| variant | tokens/s (median) | min-max | supervised answers/s | vs before | "
+        "| variant | dtype | tokens/s (median) | min-max | supervised answers/s | vs before | "
         "vs causal-LM |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for v, ts in timings.items():
         toks = [t for t, _ in ts]
         answers = statistics.median(a for _, a in ts)
         lines.append(
-            f"| {v} | {med[v]:.0f} | {min(toks):.0f}-{max(toks):.0f} | {answers:.2f} | "
+            f"| {v} | {VARIANTS[v][4]} | {med[v]:.0f} | {min(toks):.0f}-{max(toks):.0f} | "
+            f"{answers:.2f} | "
             f"{med[v] / med[BEFORE]:.2f}x | {med[v] / med['causal-lm']:.2f}x |"
         )
     lines += [
         "",
         f"All-targets trains at **{med[AFTER] / med[BEFORE]:.2f}x** the tokens/s it did "
-        f"before ({med[AFTER]:.0f} vs {med[BEFORE]:.0f} tokens/s; the goal was 1.5x). The "
+        f"before ({med[AFTER]:.0f} vs {med[BEFORE]:.0f} tokens/s; the goal was 1.5x); in "
+        f"float32 alone {med['all-targets, float32'] / med[BEFORE]:.2f}x. The "
         "logits-at-supervised-positions path gives the full path's loss and gradients "
         "(`tests/test_finetune_train.py::test_logits_at_supervised_positions_match_the_full_"
         "logits_path`).",

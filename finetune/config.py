@@ -11,6 +11,7 @@ from typing import Any
 
 from manyicl.cliargs import arg, parse_dataclass
 from manyicl.finetune.mixture import DEFAULT_MIXTURE
+from manyicl.finetune.modeling import DTYPES
 from manyicl.finetune.objectives import LossNorm, Objective
 from manyicl.finetune.sequences import ShotRange
 
@@ -36,6 +37,12 @@ class FinetuneConfig:
     remap_prob: float | None = arg(
         "share of classification sequences whose labels are remapped (symbol tuning); "
         "default: the mixture's [settings] remap_prob",
+        default=None,
+    )
+    mix_prob: float | None = arg(
+        "share of sequences that are task-identification sequences (inputs of 2 to "
+        "mix_max_tasks tasks, each task answered by an arbitrary label drawn per sequence); "
+        "default: the mixture's [settings] mix_prob",
         default=None,
     )
     prompt_format: str = arg(
@@ -83,7 +90,10 @@ class FinetuneConfig:
         default=None,
     )
     dtype: str = arg(
-        "auto (bf16 on GPUs that support it, else float32), bfloat16, float32", default="auto"
+        "auto (bf16 on GPUs that support it; bf16-mixed on CPUs with native bf16, AVX-512 BF16 "
+        "or AMX; else float32), bfloat16, bf16-mixed (float32 weights, bf16 matrix products), "
+        "float32",
+        default="auto",
     )
     gradient_checkpointing: bool = arg(
         "recompute activations in backward: less memory, ~20-30 %% slower; off by default, "
@@ -131,6 +141,10 @@ class FinetuneConfig:
                 self.remap_prob is not None and not 0 <= self.remap_prob <= 1,
                 "--remap-prob must be in [0, 1]",
             ),
+            (
+                self.mix_prob is not None and not 0 <= self.mix_prob <= 1,
+                "--mix-prob must be in [0, 1]",
+            ),
             (not 0 <= self.lora_dropout < 1, "--lora-dropout must be in [0, 1)"),
             (self.warmup_steps < 0, "--warmup-steps must be >= 0"),
             (not 0 <= self.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1]"),
@@ -140,8 +154,8 @@ class FinetuneConfig:
                 "--micro-batch-tokens must be >= 16",
             ),
             (
-                self.dtype not in ("auto", "bfloat16", "float32"),
-                "--dtype must be auto, bfloat16 or float32",
+                self.dtype not in DTYPES,
+                f"--dtype must be one of {', '.join(DTYPES)}",
             ),
             (self.eval_every < 0 or self.save_every < 0, "--eval-every/--save-every must be >= 0"),
             (not 0 <= self.dricl_alpha <= 1, "--dricl-alpha must be in [0, 1]"),

@@ -7,6 +7,9 @@ max_examples = 2000         # larger tasks are subsampled (seeded)
 remap_prob = 0.5            # classification sequences whose labels are remapped (symbol tuning)
 flip_prob = 0.2             # of those, the share that permutes the natural labels
 max_labels = 20             # a task with 2..max_labels distinct outputs is a classification
+mix_prob = 0.3              # task-identification sequences (manyicl.finetune.mixing), of all
+mix_max_tasks = 6           # tasks per such sequence: 2..mix_max_tasks
+mix_max_input = 96          # their inputs' most tokens
 
 [heldout]                   # never trained on: evaluation only
 tasks = ["bigbench:intent_recognition"]
@@ -41,6 +44,9 @@ _SETTINGS = {
     "remap_prob": 0.0,
     "flip_prob": 0.2,
     "max_labels": 20,
+    "mix_prob": 0.0,
+    "mix_max_tasks": 6,
+    "mix_max_input": 96,
 }
 _TASK_KEYS = {"name", "weight", "source", "path", "split", "input", "output"}
 
@@ -57,11 +63,20 @@ class MixtureTask:
 
 @dataclass(frozen=True)
 class Remapping:
-    """How often a classification sequence gets fresh labels (see `manyicl.finetune.remap`)."""
+    """How often a classification sequence gets fresh labels (`manyicl.finetune.remap`), and how
+    often a sequence is a task-identification sequence (`manyicl.finetune.mixing`)."""
 
     prob: float = 0.0  # share of classification sequences that are remapped
     flip_prob: float = 0.2  # share of remapped sequences that permute the natural labels
     max_labels: int = 20  # the most distinct outputs a classification task has
+    mix_prob: float = 0.0  # share of all sequences that identify tasks under arbitrary labels
+    mix_max_tasks: int = 6  # tasks per task-identification sequence: 2..mix_max_tasks
+    mix_max_input: int = 96  # the longest input (tokens) such a sequence takes
+
+    @property
+    def relabels(self) -> bool:
+        """Whether any sequence gets arbitrary labels (so their pieces must be tokenised)."""
+        return self.prob > 0 or self.mix_prob > 0
 
 
 @dataclass(frozen=True)
@@ -122,12 +137,18 @@ def _remapping(settings: dict, path: Path) -> Remapping:
             f"max_examples, got {settings}"
         )
     prob, flip, max_labels = settings["remap_prob"], settings["flip_prob"], settings["max_labels"]
-    if not (0 <= prob <= 1 and 0 <= flip <= 1) or not isinstance(max_labels, int) or max_labels < 2:
+    mix, mix_tasks, mix_input = (
+        settings[k] for k in ("mix_prob", "mix_max_tasks", "mix_max_input")
+    )
+    probs_ok = all(0 <= p <= 1 for p in (prob, flip, mix))
+    ints_ok = all(isinstance(n, int) and n >= 2 for n in (max_labels, mix_tasks, mix_input))
+    if not (probs_ok and ints_ok):
         raise MixtureError(
-            f"{path} [settings]: remap_prob and flip_prob must be in [0, 1] and max_labels an "
-            f"integer >= 2, got {prob}, {flip}, {max_labels}"
+            f"{path} [settings]: remap_prob, flip_prob and mix_prob must be in [0, 1], "
+            "max_labels, mix_max_tasks and mix_max_input integers >= 2, got "
+            f"{prob}, {flip}, {mix}, {max_labels}, {mix_tasks}, {mix_input}"
         )
-    return Remapping(float(prob), float(flip), max_labels)
+    return Remapping(float(prob), float(flip), max_labels, float(mix), mix_tasks, mix_input)
 
 
 def heldout_eval_tasks(path: Path = DEFAULT_MIXTURE, key: str = "eval") -> list[str]:

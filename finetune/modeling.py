@@ -48,14 +48,36 @@ class DistEnv:
             torch_dist.barrier()
 
 
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """`auto`: bf16 on a GPU that supports it, float32 otherwise (CPU bf16 training is slower
-    here and less precise)."""
+@dataclass(frozen=True)
+class Precision:
+    """The weights' dtype, and the dtype matrix products run in under autocast (None: the
+    weights' own)."""
+
+    weights: torch.dtype
+    compute: torch.dtype | None = None
+
+    def autocast(self, device: torch.device):
+        """The context that forward passes run in."""
+        return torch.autocast(device.type, dtype=self.compute, enabled=self.compute is not None)
+
+
+DTYPES = ("auto", "bfloat16", "bf16-mixed", "float32")
+
+
+def resolve_precision(name: str, device: torch.device, native_bf16: bool) -> Precision:
+    """`auto`: bf16 weights on a GPU that supports it; on a CPU that computes bf16 natively
+    (`native_bf16`: AVX-512 BF16 or AMX), float32 weights with bf16 matrix products
+    (`bf16-mixed`: 1.3-1.4x the tokens/s of float32 on an AVX-512 BF16 EPYC, with the LoRA
+    weights and optimizer in float32); otherwise float32 (without native bf16, bf16 runs on a
+    slow fallback)."""
     if name == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-    return {"bfloat16": torch.bfloat16, "float32": torch.float32}[name]
+        if device.type == "cuda":
+            name = "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+        else:
+            name = "bf16-mixed" if native_bf16 else "float32"
+    if name == "bf16-mixed":
+        return Precision(torch.float32, torch.bfloat16)
+    return Precision({"bfloat16": torch.bfloat16, "float32": torch.float32}[name])
 
 
 def load_lora_model(

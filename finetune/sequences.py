@@ -5,6 +5,7 @@ resumes by replaying the (cheap, length-only) plan, and data-parallel ranks spli
 Packing plans with token lengths only; ids are assembled just for the sequences a rank uses.
 A classification sequence may be remapped (the mixture's `remap_prob`): its plan carries the
 labels drawn for it, and its ids are assembled from pre-tokenised pieces (`tokenized.RemapTokens`).
+A share `mix_prob` of sequences are task-identification sequences (`mixing.MixedPlan`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from manyicl.finetune.mixing import MixedPlan, draw_mixed, short_inputs
 from manyicl.finetune.mixture import Remapping
 from manyicl.finetune.remap import (
     LabelPools,
@@ -79,7 +81,9 @@ class SequenceStream:
     ):
         self.tasks, self.max_seq_len, self.shots, self.seed = tasks, max_seq_len, shots, seed
         self.remapping = remapping or Remapping()
-        self.pools = LabelPools.load("train") if self.remapping.prob > 0 else None
+        self.pools = LabelPools.load("train") if self.remapping.relabels else None
+        mixing = self.remapping.mix_prob > 0
+        self.short = short_inputs(tasks, self.remapping.mix_max_input) if mixing else []
         self.rng = random.Random(seed)
         self.weights = [t.weight for t in tasks]
         self.cursors = [0] * len(tasks)
@@ -104,15 +108,25 @@ class SequenceStream:
         """Fresh labels for this sequence, with probability remap_prob (classification only).
         Draws nothing from the stream's rng otherwise, so streams without remapping are as
         they were."""
-        if task.remap is None or self.pools is None or self.rng.random() >= self.remapping.prob:
+        if not (task.remap and task.remap.labels and self.remapping.prob):
+            return None
+        if self.rng.random() >= self.remapping.prob:
             return None
         return draw_mapping(self.rng, task.remap.labels, self.pools, self.remapping.flip_prob)
 
-    def __next__(self) -> SequencePlan:
+    def _want(self) -> int | None:
+        return self.rng.randint(self.shots.low, self.shots.high) if self.shots.high else None
+
+    def __next__(self) -> SequencePlan | MixedPlan:
+        mix = self.remapping.mix_prob
+        if mix and self.rng.random() < mix:  # no draw without mixing: old streams stay as they were
+            k = self.rng.randint(2, self.remapping.mix_max_tasks)
+            want, limit = self._want(), self.max_seq_len
+            return draw_mixed(self.rng, self.tasks, self.short, self.pools, k, want, limit)
         i = self.rng.choices(range(len(self.tasks)), self.weights)[0]
         task = self.tasks[i]
         labels = self._draw_labels(task)
-        want = self.rng.randint(self.shots.low, self.shots.high) if self.shots.high else None
+        want = self._want()
         limit = min(want or len(task.train), len(task.train))  # never repeat within a sequence
         length, chosen = len(_header(task, labels)), []
         while len(chosen) < limit:
@@ -157,8 +171,12 @@ def render_sequence(
     return RenderedPrompt(last.token_ids, block.header_len, spans, block.pad_len)
 
 
-def materialise(tasks: Sequence[TokenizedTask], plan: SequencePlan) -> TrainSequence:
+def materialise(tasks: Sequence[TokenizedTask], plan: SequencePlan | MixedPlan) -> TrainSequence:
     """The ids and spans of one packed sequence, and which of its answers carry no loss."""
+    if isinstance(plan, MixedPlan):
+        header, examples, padding = plan.pieces(tasks)
+        prompt = render_sequence(header, examples, padding)
+        return TrainSequence(prompt, tuple(first_occurrences(plan.labels)))
     task = tasks[plan.task]
     examples = [_example(task, j, plan.labels) for j in plan.examples]
     prompt = render_sequence(_header(task, plan.labels), examples, task.padding)
@@ -193,11 +211,16 @@ def eval_sequences(
     return out[:limit]
 
 
-def plan_length(tasks: Sequence[TokenizedTask], plan: SequencePlan) -> int:
-    task = tasks[plan.task]
-    lengths = [len(_example(task, j, plan.labels)) for j in plan.examples]
-    before_last = len(_header(task, plan.labels)) + sum(lengths[:-1])
-    filler = _filler(task, before_last) if len(lengths) > 1 else 0
+def plan_length(tasks: Sequence[TokenizedTask], plan: SequencePlan | MixedPlan) -> int:
+    if isinstance(plan, MixedPlan):
+        header, examples, padding = plan.pieces(tasks)
+    else:
+        task = tasks[plan.task]
+        header, padding = _header(task, plan.labels), task.padding
+        examples = [_example(task, j, plan.labels) for j in plan.examples]
+    lengths = [len(e) for e in examples]
+    before_last = len(header) + sum(lengths[:-1])
+    filler = padding.count(before_last) if padding and len(lengths) > 1 else 0
     return before_last + filler + sum(lengths[-1:])
 
 
@@ -211,10 +234,10 @@ class StepPlanner:
     ):
         self.stream, self.world, self.grad_accum = stream, world, grad_accum
         self.budget = micro_batch_tokens
-        self.pending: SequencePlan | None = None
+        self.pending: SequencePlan | MixedPlan | None = None
 
-    def _micro_batch(self) -> list[SequencePlan]:
-        batch: list[SequencePlan] = []
+    def _micro_batch(self) -> list[SequencePlan | MixedPlan]:
+        batch: list[SequencePlan | MixedPlan] = []
         longest = 0
         while True:
             plan = self.pending or next(self.stream)
@@ -226,6 +249,6 @@ class StepPlanner:
             batch.append(plan)
             longest = max(longest, n)
 
-    def next_step(self) -> list[list[list[SequencePlan]]]:
+    def next_step(self) -> list[list[list[SequencePlan | MixedPlan]]]:
         """[rank][micro-batch] -> the sequence plans of that micro-batch."""
         return [[self._micro_batch() for _ in range(self.grad_accum)] for _ in range(self.world)]

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 
 from manyicl.finetune.checkpoint import latest_checkpoint
 from manyicl.finetune.config import FinetuneConfig
+from manyicl.finetune.mixing import MIN_INPUTS, family, short_inputs
 from manyicl.finetune.mixture import MixtureError, Remapping, load_mixture
 from manyicl.finetune.sequences import TrainSequence, eval_sequences
 from manyicl.finetune.tokenized import TokenizedTask, tokenize_tasks
@@ -64,13 +65,30 @@ def prepare(cfg: FinetuneConfig) -> Setup:
     remapping = mixture.remapping
     if cfg.remap_prob is not None:
         remapping = replace(remapping, prob=cfg.remap_prob)
+    if cfg.mix_prob is not None:
+        remapping = replace(remapping, mix_prob=cfg.mix_prob)
     try:
         tasks = tokenize_tasks(mixture.tasks, fmt, tok, max_seq_len, remapping)
     except ValueError as e:
         raise FinetuneError(str(e)) from e
+    _check_mixing(tasks, remapping)
     evals = eval_sequences(tasks, max_seq_len, cfg.shot_range, cfg.eval_sequences)
     pad_id = hf_tok.pad_token_id if hf_tok.pad_token_id is not None else hf_tok.eos_token_id
     return Setup(model_path, fmt, max_seq_len, tasks, evals, pad_id or 0, remapping)
+
+
+def _check_mixing(tasks: list[TokenizedTask], remapping: Remapping) -> None:
+    """Task-identification sequences need two task families with enough short inputs."""
+    if not remapping.mix_prob:
+        return
+    short = short_inputs(tasks, remapping.mix_max_input)
+    families = {family(t.name) for t, s in zip(tasks, short, strict=True) if s}
+    if len(families) < 2:
+        raise FinetuneError(
+            f"mix_prob {remapping.mix_prob} needs tasks of at least 2 families with "
+            f">= {MIN_INPUTS} inputs of <= {remapping.mix_max_input} tokens; this mixture has "
+            f"{len(families)}: lower mix_prob to 0 or raise mix_max_input"
+        )
 
 
 def _check_init_adapter(cfg: FinetuneConfig) -> None:

@@ -1,5 +1,6 @@
 """Training tasks tokenised once: every example's ids, the header, the format's filler, and
-for classification tasks under remapping the pieces remapped sequences are assembled from."""
+the pieces that sequences under arbitrary labels are assembled from: for classification tasks
+under remapping, and for every task when task-identification sequences are on."""
 
 from __future__ import annotations
 
@@ -24,12 +25,12 @@ from manyicl.prompting.render import leading_literal
 
 @dataclass(frozen=True)
 class RemapTokens:
-    """A classification task's pieces for remapped sequences, tokenised once."""
+    """A task's pieces for sequences under arbitrary labels, tokenised once."""
 
-    labels: tuple[str, ...]  # the task's natural labels
+    labels: tuple[str, ...]  # a classification task's natural labels; () for any other task
     header: tuple[int, ...]  # without the instruction (it names the natural labels)
     stems: tuple[tuple[int, ...], ...]  # per train example: its context without listed choices
-    label_of: tuple[int, ...]  # per train example: the index of its label in `labels`
+    label_of: tuple[int, ...]  # per train example: its label's index in `labels` (classification)
     answers: Mapping[str, tuple[int, ...]]  # label -> answer ids; one table for every task
 
 
@@ -41,7 +42,7 @@ class TokenizedTask:
     train: tuple[TokenizedExample, ...]
     eval: tuple[TokenizedExample, ...]
     dropped: int  # examples longer than a whole sequence
-    remap: RemapTokens | None = None  # set for classification tasks when remapping is on
+    remap: RemapTokens | None = None  # see tokenize_tasks
     padding: BlockPadding | None = None  # the format's filler, as the server renders it
 
 
@@ -53,8 +54,9 @@ def tokenize_tasks(
     remapping: Remapping | None = None,
 ) -> list[TokenizedTask]:
     """Tokenise every example once; drop those that cannot fit a sequence on their own. With
-    remapping on, classification tasks also get the pieces of their remapped sequences."""
-    remap_on = remapping is not None and remapping.prob > 0
+    remapping on, classification tasks also get the pieces of their remapped sequences; with
+    task-identification sequences on, every task gets them."""
+    remap_on = remapping is not None and remapping.relabels
     answers: dict[str, tuple[int, ...]] = {}
     if remap_on:
         for label in LabelPools.load("train").every_label:
@@ -91,9 +93,10 @@ def _remap_tokens(
     remapping: Remapping,
     answers: dict[str, tuple[int, ...]],
 ) -> RemapTokens | None:
-    """The remapping pieces of a classification task (None for any other task)."""
+    """The remapping pieces of a classification task; of any other task only when
+    task-identification sequences are on (else None)."""
     labels = label_set([ex.output for ex in kept], remapping.max_labels)
-    if not labels:
+    if not labels and not remapping.mix_prob:
         return None
     for label in labels:
         answers.setdefault(label, _answer_ids(fmt, tok, label))
@@ -101,6 +104,6 @@ def _remap_tokens(
         labels=labels,
         header=tuple(tokenize_header(fmt, tok, None)),
         stems=tuple(tuple(fill(fmt.input, tok, input=strip_choices(ex))) for ex in kept),
-        label_of=tuple(labels.index(ex.output) for ex in kept),
+        label_of=tuple(labels.index(ex.output) for ex in kept) if labels else (),
         answers=answers,
     )

@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 import manyicl
+from manyicl.cpu import cpu_flags, has_native_bf16
 from manyicl.finetune.batching import collate, loss_count, loss_sum, supervised_logits
 from manyicl.finetune.checkpoint import (
     latest_checkpoint,
@@ -26,7 +27,13 @@ from manyicl.finetune.checkpoint import (
 )
 from manyicl.finetune.config import FinetuneConfig, Schedule
 from manyicl.finetune.losses import DriclParams, token_loss_sum
-from manyicl.finetune.modeling import DistEnv, load_lora_model, resolve_dtype, wrap_ddp
+from manyicl.finetune.modeling import (
+    DistEnv,
+    Precision,
+    load_lora_model,
+    resolve_precision,
+    wrap_ddp,
+)
 from manyicl.finetune.objectives import LossNorm, Objective
 from manyicl.finetune.sequences import (
     SequenceStream,
@@ -56,7 +63,9 @@ def get_lr(step: int, cfg: FinetuneConfig) -> float:
 
 
 @torch.no_grad()
-def eval_loss(model, seqs: list[TrainSequence], pad_id: int, env: DistEnv) -> float | None:
+def eval_loss(
+    model, seqs: list[TrainSequence], pad_id: int, env: DistEnv, precision: Precision
+) -> float | None:
     """All-targets token NLL on the held-back sequences (the same yardstick for every
     objective), each rank taking every world-th sequence."""
     if not seqs:
@@ -65,7 +74,8 @@ def eval_loss(model, seqs: list[TrainSequence], pad_id: int, env: DistEnv) -> fl
     total, count = 0.0, 0
     for seq in seqs[env.rank :: env.world]:
         batch = collate([seq], Objective.ALL_TARGETS, pad_id).to(env.device)
-        logits, keep = supervised_logits(model, batch)
+        with precision.autocast(env.device):
+            logits, keep = supervised_logits(model, batch)
         total += float(token_loss_sum(logits, batch.labels, keep))
         count += batch.n_supervised
     model.train()
@@ -85,12 +95,9 @@ def train(cfg: FinetuneConfig, stop_after: int | None = None) -> TrainResult | N
     setup = prepare(cfg)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
+    precision = resolve_precision(cfg.dtype, env.device, has_native_bf16(cpu_flags()))
     model = load_lora_model(
-        setup.model_path,
-        resolve_dtype(cfg.dtype, env.device),
-        env.device,
-        cfg.lora,
-        cfg.gradient_checkpointing,
+        setup.model_path, precision.weights, env.device, cfg.lora, cfg.gradient_checkpointing
     )
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -101,7 +108,7 @@ def train(cfg: FinetuneConfig, stop_after: int | None = None) -> TrainResult | N
             _truncate_metrics(cfg.out / "metrics.jsonl", counters["step"])
     elif cfg.init_adapter:
         load_adapter_weights(cfg.init_adapter, model)
-    loop = _Loop(cfg, setup, env, model, wrap_ddp(model, env), optimizer, counters)
+    loop = _Loop(cfg, setup, env, precision, model, wrap_ddp(model, env), optimizer, counters)
     if not loop.run(stop_after):
         return None
     return TrainResult(_finish(cfg, setup, env, model, loop), model)
@@ -112,6 +119,7 @@ class _Loop:
     cfg: FinetuneConfig
     setup: Setup
     env: DistEnv
+    precision: Precision
     model: torch.nn.Module  # the peft model (what is saved)
     ddp: torch.nn.Module  # what runs forward (DDP-wrapped when world > 1)
     optimizer: torch.optim.Optimizer
@@ -162,7 +170,8 @@ class _Loop:
             sync = self.ddp.no_sync() if env.world > 1 and not last else _nullcontext()
             with sync:
                 # DDP averages gradients over ranks; x world makes it the global-sum / total.
-                loss = loss_sum(self.ddp, batch, cfg.objective, norm, dricl) / max(total, 1)
+                with self.precision.autocast(env.device):
+                    loss = loss_sum(self.ddp, batch, cfg.objective, norm, dricl) / max(total, 1)
                 (loss * env.world).backward()
             step_loss += float(loss.detach())
         if cfg.max_grad_norm > 0:
@@ -193,7 +202,7 @@ class _Loop:
         }
         if cfg.eval_every and c["step"] % cfg.eval_every == 0 and c["step"] < cfg.max_steps:
             record["eval_loss"] = eval_loss(
-                self.ddp, self.setup.eval_seqs, self.setup.pad_id, self.env
+                self.ddp, self.setup.eval_seqs, self.setup.pad_id, self.env, self.precision
             )
         bar.set_postfix(
             loss=f"{loss:.3f}", tok_s=f"{tokens / seconds:.0f}", ans_s=f"{answers / seconds:.1f}"
@@ -257,7 +266,7 @@ def _manifest(cfg: FinetuneConfig, setup: Setup, c: dict, metrics: dict) -> Adap
 
 def _finish(cfg: FinetuneConfig, setup: Setup, env: DistEnv, model, loop: _Loop):
     """Final eval, then the adapter and its manifest (rank 0 writes)."""
-    final_eval = eval_loss(loop.ddp, setup.eval_seqs, setup.pad_id, env)
+    final_eval = eval_loss(loop.ddp, setup.eval_seqs, setup.pad_id, env, loop.precision)
     c = loop.counters
     manifest = _manifest(cfg, setup, c, {"train_loss": c["train_loss"], "eval_loss": final_eval})
     if env.is_main:

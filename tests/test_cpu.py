@@ -26,6 +26,30 @@ def test_auto_dtype_table(on_cpu, flags, want):
     assert has_native_bf16(flags) == (want == "bfloat16")
 
 
+# --dtype, native bf16 on the CPU? -> (weights, matrix products) of training on a CPU
+PRECISION_TABLE = [
+    ("auto", False, "float32", None),  # AVX2 only: bf16 would run on a slow fallback
+    ("auto", True, "float32", "bfloat16"),  # Zen 4, Sapphire Rapids: bf16-mixed
+    ("bf16-mixed", False, "float32", "bfloat16"),  # asked for: obeyed
+    ("bfloat16", True, "bfloat16", None),
+    ("float32", True, "float32", None),
+]
+
+
+@pytest.mark.parametrize("name,native,weights,compute", PRECISION_TABLE)
+def test_training_precision_table(name, native, weights, compute):
+    import torch
+
+    from manyicl.finetune.modeling import resolve_precision
+
+    p = resolve_precision(name, torch.device("cpu"), native)
+    assert p.weights == getattr(torch, weights)
+    assert p.compute == (compute and getattr(torch, compute))
+    x = torch.ones(2, 2)
+    with p.autocast(torch.device("cpu")):
+        assert (x @ x).dtype == (p.compute or torch.float32)
+
+
 def test_describe_names_the_cpu_and_its_bf16_flags():
     text = describe()
     assert "avx512_bf16" in text or "none of" in text or "bf16" in text

@@ -187,3 +187,19 @@ def test_remap_prob_overrides_the_mixture(
     assert setup.remapping.prob == (remap_prob or 0.0)
     by_name = {t.name: t.remap is not None for t in setup.tasks}
     assert by_name == {"fruit": remapped, "reverse": False}
+
+
+def test_task_identification_sequences_train_and_their_loss_falls(
+    tmp_path, tiny_llama_dir, toy_mixture
+):
+    """--mix-prob 1: every sequence interleaves the two toy tasks' inputs under two arbitrary
+    labels drawn per sequence; telling them apart is learnable, so the train loss falls."""
+    from manyicl.finetune.setup import prepare
+
+    cfg = _config(tmp_path / "out", tiny_llama_dir, toy_mixture, mix_prob=1.0, max_steps=40)
+    setup = prepare(cfg)
+    assert setup.remapping.mix_prob == 1.0 and all(t.remap is not None for t in setup.tasks)
+    train(cfg)
+    losses = [r["loss"] for r in map(json.loads, (cfg.out / "metrics.jsonl").open())]
+    assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
+    assert json.loads((cfg.out / "manyicl.json").read_text())["training"]["mix_prob"] == 1.0

@@ -52,6 +52,8 @@ weight = 2
         ("[[task]\nname=", "cannot read"),
         ("[[task]]\nname = 'a'\nsource = 'jsonl'\npath = 'a.jsonl'\ncolour = 1", "unknown keys"),
         ("[settings]\nepochs = 3\n[[task]]\nname = 'a'", "unknown keys"),
+        ("[settings]\nmix_prob = 1.5\n[[task]]\nname = 'a'", "mix_prob must be in"),
+        ("[settings]\nmix_max_tasks = 1\n[[task]]\nname = 'a'", "mix_max_tasks"),
         ("[[task]]\nname = 'a'\nsource = 'jsonl'\npath = 'missing.jsonl'", "No such file"),
         ("[[task]]\nname = 'a'\nsource = 'csv'\npath = 'a.jsonl'", "unknown source"),
         ("[[task]]\nname = 'a'\nsource = 'jsonl'\npath = 'a.jsonl'\nweight = 0", "positive weight"),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pytest
 
+from manyicl.finetune.mixing import MixedPlan, short_inputs
 from manyicl.finetune.mixture import MixtureTask, Remapping
 from manyicl.finetune.sequences import (
     SequenceStream,
@@ -168,3 +170,57 @@ def test_without_remapping_the_stream_is_unchanged():
     off = list(itertools.islice(SequenceStream(tasks, 200, ShotRange(1, None), 5), 20))
     none = list(itertools.islice(SequenceStream(tasks, 200, ShotRange(1, None), 5, None), 20))
     assert off == none and all(p.labels is None for p in off)
+
+
+def _family_tasks(remapping, max_seq_len=300):
+    """Three families (one with two subtasks that share their inputs' look), short inputs, and a
+    task whose inputs are all too long to identify."""
+    specs = [("alpha", "a"), ("beta/one", "b"), ("beta/two", "b"), ("gamma", "c"), ("long", "L")]
+    mixture = []
+    for name, letter in specs:
+        width = 40 if name == "long" else 2
+        examples = tuple(TaskExample(letter * width + str(i), f"o{i}") for i in range(24))
+        mixture.append(MixtureTask(Task(name, examples), 1.0, examples, ()))
+    return tokenize_tasks(mixture, UNALIGNED, CharTokenizer(), max_seq_len, remapping)
+
+
+def test_task_identification_sequences_label_each_task_by_its_own_arbitrary_label():
+    remapping = Remapping(mix_prob=1.0, mix_max_tasks=3, mix_max_input=30)
+    tasks = _family_tasks(remapping)
+    assert [bool(s) for s in short_inputs(tasks, 30)] == [True, True, True, True, False]
+    plans = list(itertools.islice(SequenceStream(tasks, 300, ShotRange(1, None), 0, remapping), 30))
+    again = SequenceStream(tasks, 300, ShotRange(1, None), 0, remapping)
+    assert plans == list(itertools.islice(again, 30))
+    tok = CharTokenizer()
+    for plan in plans:
+        assert isinstance(plan, MixedPlan)
+        used = {t for t, _ in plan.picks}
+        assert 4 not in used and not {1, 2} <= used  # no long inputs; one task per family
+        label_of = {t: label for (t, _), label in zip(plan.picks, plan.labels, strict=True)}
+        assert len(set(label_of.values())) == len(label_of)  # a label per task, all distinct
+        assert len(set(plan.picks)) == len(plan.picks)  # no input twice
+        seq = materialise(tasks, plan)
+        assert len(seq.prompt.token_ids) == plan_length(tasks, plan) <= 300
+        answers = [
+            tok.decode(seq.prompt.token_ids[a:b]).strip() for a, b in seq.prompt.answer_spans
+        ]
+        assert answers == list(plan.labels)
+        assert list(seq.unpredictable) == [a not in answers[:k] for k, a in enumerate(answers)]
+    assert {len({t for t, _ in p.picks}) for p in plans} == {2, 3}
+
+
+def test_mixing_draws_a_share_of_the_stream_and_leaves_streams_without_it_unchanged():
+    mixing = Remapping(prob=0.5, mix_prob=0.25, mix_max_input=30)
+    tasks = _family_tasks(mixing)
+    plans = list(itertools.islice(SequenceStream(tasks, 300, ShotRange(1, None), 1, mixing), 400))
+    share = sum(isinstance(p, MixedPlan) for p in plans) / len(plans)
+    assert 0.18 < share < 0.32
+    off = Remapping(prob=0.5)
+    plain = _family_tasks(off)
+    a = list(itertools.islice(SequenceStream(plain, 300, ShotRange(1, None), 1, off), 50))
+    b = list(
+        itertools.islice(
+            SequenceStream(plain, 300, ShotRange(1, None), 1, replace(mixing, mix_prob=0.0)), 50
+        )
+    )
+    assert a == b
