@@ -70,6 +70,7 @@ def train_config(objective: Objective, out: Path, args, steps: int) -> FinetuneC
         seed=args.seed,
         model=args.model,
         mixture=args.mixture,
+        mix_prob=args.mix_prob,
     )
 
 
@@ -142,6 +143,12 @@ def parse_args() -> argparse.Namespace:
     add("--runs", type=Path, default=Path("runs/quality"))
     add("--model", default="default")
     add("--mixture", type=Path, default=DEFAULT_MIXTURE)
+    add(
+        "--mix-prob",
+        type=float,
+        default=None,
+        help="share of task-identification sequences (default: the mixture's mix_prob)",
+    )
     add("--out", type=Path, default=Path("docs/RESULTS.md"))
     add("--steps", type=int, default=128, help="all-targets steps; every variant gets their tokens")
     add("--max-seq-len", type=int, default=2048)

@@ -138,6 +138,12 @@ def _timing(results: dict) -> list[str]:
     )
 
 
+def _mixing(args) -> str:
+    if args.mix_prob is None:
+        return ""
+    return f" with {args.mix_prob:.0%} of sequences task-identification sequences"
+
+
 def write_results(args, stages: dict, adapters: dict) -> None:
     ev = stages["eval"]
     figures = args.out.parent / "results"
@@ -149,7 +155,8 @@ def write_results(args, stages: dict, adapters: dict) -> None:
         f"Machine: {machine()}  ",
         f"Date: {today()}",
         "",
-        f"Model `{args.model}`, mixture `{_shown(args.mixture)}`; every variant trains on the "
+        f"Model `{args.model}`, mixture `{_shown(args.mixture)}`{_mixing(args)}; every "
+        "variant trains on the "
         f"real tokens of {args.steps} all-targets steps of {args.grad_accum} micro-batches of up "
         f"to {args.max_seq_len} tokens (lr {args.lr}, {args.schedule}, LoRA r={args.lora_r}). "
         "Evaluation: `manyicl-eval` (standard preset unless stated), every model on the same "
