@@ -43,17 +43,18 @@ def _eval_losses(out: Path) -> list[float]:
 
 
 @pytest.mark.parametrize(
-    "objective,norm",
+    "objective,norm,dtype",
     [
-        (Objective.ALL_TARGETS, LossNorm.TOKEN),
-        (Objective.ALL_TARGETS, LossNorm.ANSWER),
-        (Objective.LAST_TARGET, LossNorm.TOKEN),
-        (Objective.ZERO_SHOT, LossNorm.TOKEN),
-        (Objective.DRICL, LossNorm.TOKEN),
+        (Objective.ALL_TARGETS, LossNorm.TOKEN, "float32"),
+        (Objective.ALL_TARGETS, LossNorm.TOKEN, "bf16-mixed"),  # auto on CPUs with native bf16
+        (Objective.ALL_TARGETS, LossNorm.ANSWER, "auto"),
+        (Objective.LAST_TARGET, LossNorm.TOKEN, "auto"),
+        (Objective.ZERO_SHOT, LossNorm.TOKEN, "auto"),
+        (Objective.DRICL, LossNorm.TOKEN, "auto"),
     ],
 )
 def test_every_objective_lowers_the_eval_loss(
-    tmp_path, tiny_llama_dir, toy_mixture, objective, norm
+    tmp_path, tiny_llama_dir, toy_mixture, objective, norm, dtype
 ):
     cfg = _config(
         tmp_path / "out",
@@ -62,6 +63,7 @@ def test_every_objective_lowers_the_eval_loss(
         objective=objective,
         loss_norm=norm,
         eval_every=1,
+        dtype=dtype,
     )
     result = train(cfg)
     first = _eval_losses(cfg.out)[0]
