@@ -12,6 +12,7 @@ import sys
 import httpx
 import pytest
 
+from manyicl.cpu import auto_dtype, cpu_flags
 from manyicl.loadtests.servers import ServerProcess, vllm_command
 
 from serverproc import API_KEY
@@ -21,13 +22,14 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def vllm_server(tmp_path_factory, smollm2_dir):
-    """vLLM's own OpenAI server on the default model, float32 like manyicl-serve on this CPU."""
+    """vLLM's own OpenAI server on the default model, in the dtype manyicl-serve's `auto` picks
+    on this CPU (bfloat16 where it is native, else float32), so the two compute alike."""
     folder = tmp_path_factory.mktemp("vllm")
     args = [
         "--model",
         smollm2_dir,
         "--dtype",
-        "float32",
+        auto_dtype(True, cpu_flags())[0],
         "--max-model-len",
         "2048",
         "--enforce-eager",
