@@ -1,0 +1,71 @@
+"""benchmarks/quality_doc.py's shipping verdict on hand-built evaluation records: which goals a
+candidate meets against the base, the last-target reference and the forgetting check, and
+that a reference never run is reported as not measured (and unmet), never dropped."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+N = 100  # examples per cell
+
+
+@pytest.fixture(scope="module")
+def quality_doc():
+    sys.path.insert(0, str(BENCHMARKS))  # the script imports its sibling `common`
+    try:
+        yield importlib.import_module("quality_doc")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def records(correct: dict[tuple[str, str], int]) -> dict:
+    """An evaluation whose cell (task, shots) answers its first `correct` examples right,
+    for 3 seeds alike; paired with another evaluation, k more correct is +k/N exactly."""
+    rows = [
+        {"task": task, "shots": shots, "seed": seed, "metric": "choice", "shots_used": 1,
+         "scores": [1.0] * k + [0.0] * (N - k)}
+        for (task, shots), k in correct.items()
+        for seed in range(3)
+    ]  # fmt: skip
+    return {"records": rows}
+
+
+def model(natural: int, remapped: int) -> dict:
+    return records({("t", "max"): natural, ("t~words", "max"): remapped})
+
+
+BASE, REF = model(40, 30), model(45, 40)
+CASES = [
+    # (name, candidate, reference or None, forgetting candidate, expected verdicts)
+    ("wins everywhere", model(45, 45), REF, 50, [True, True, True, True, True]),
+    ("ties the base", model(40, 30), REF, 50, [False, False, False, False, True]),
+    ("remapped short of +0.10", model(45, 39), REF, 50, [False, True, True, False, True]),
+    ("natural +0.02 only", model(42, 45), REF, 50, [True, False, False, True, True]),
+    ("forgets 3 points", model(45, 45), REF, 47, [True, True, True, True, False]),
+    ("no reference run", model(45, 45), None, 50, [True, True, False, False, True]),
+]
+
+
+@pytest.mark.parametrize(("name", "ours", "ref", "zero_shot", "met"), CASES)
+def test_goals(quality_doc, name, ours, ref, zero_shot, met):
+    ev = {quality_doc.BASE: BASE, quality_doc.OURS: ours}
+    if ref is not None:
+        ev[quality_doc.REFERENCE] = ref
+    fg = {
+        quality_doc.BASE: records({("g", "0"): 50}),
+        quality_doc.OURS: records({("g", "0"): zero_shot}),
+    }
+    verdict = quality_doc.goals({"eval": ev, "forgetting": fg})
+    assert [g["met"] for g in verdict] == met, name
+    measured = [g["measured"] for g in verdict]
+    assert (measured[2] == "not measured") == (ref is None)
+    assert measured[0].startswith(f"{(ours['records'][3]['scores'].count(1.0) - 30) / N:+.3f}")
+
+
+def test_goals_need_the_base_and_the_candidate(quality_doc):
+    assert quality_doc.goals({"eval": {quality_doc.BASE: BASE}, "forgetting": {}}) == []
