@@ -66,6 +66,7 @@ def train_config(objective: Objective, out: Path, args, steps: int) -> FinetuneC
         lora_alpha=2 * args.lora_r,
         eval_every=args.eval_every,
         save_every=args.save_every,
+        snapshot_every=args.eval_every,  # an adapter per eval-loss point, to find the peak
         resume=(out / "checkpoints").is_dir(),
         seed=args.seed,
         model=args.model,

@@ -60,6 +60,19 @@ def save_checkpoint(
     return final
 
 
+def save_snapshot(out: Path, step: int, model, manifest: AdapterManifest) -> Path:
+    """An adapter-only copy of the weights at `step` (no optimizer: a third of a checkpoint's
+    bytes), never deleted: a run's held-out score can peak long before its last step."""
+    final = out / "snapshots" / f"step-{step:07d}"
+    tmp = final.with_name(f".tmp-{final.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    write_manifest(tmp, manifest)
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return final
+
+
 def load_adapter_weights(folder: Path, model) -> None:
     """Set the LoRA weights of a peft `model` from an adapter folder (a checkpoint or a finished
     adapter), refusing one whose weights do not all fit this model."""

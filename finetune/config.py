@@ -104,6 +104,11 @@ class FinetuneConfig:
     eval_sequences: int = arg("held-back sequences in the eval loss", default=16)
     save_every: int = arg("steps between checkpoints (0: none until the end)", default=100)
     keep_checkpoints: int = arg("checkpoints kept on disk", default=2)
+    snapshot_every: int = arg(
+        "steps between adapter-only snapshots (out/snapshots/step-N, ~19 MB for SmolLM2 at "
+        "r=16), all kept: score them to find where held-out gains peak (0: none)",
+        default=0,
+    )
     resume: bool = arg("continue from the newest checkpoint in --out", default=False)
     init_adapter: Path | None = arg(
         "start the LoRA weights from this adapter folder (from manyicl-finetune, same --lora-r, "
@@ -157,7 +162,10 @@ class FinetuneConfig:
                 self.dtype not in DTYPES,
                 f"--dtype must be one of {', '.join(DTYPES)}",
             ),
-            (self.eval_every < 0 or self.save_every < 0, "--eval-every/--save-every must be >= 0"),
+            (
+                min(self.eval_every, self.save_every, self.snapshot_every) < 0,
+                "--eval-every/--save-every/--snapshot-every must be >= 0",
+            ),
             (not 0 <= self.dricl_alpha <= 1, "--dricl-alpha must be in [0, 1]"),
             (self.dricl_gamma <= 0, "--dricl-gamma must be > 0"),
         ]

@@ -24,6 +24,7 @@ from manyicl.finetune.checkpoint import (
     load_adapter_weights,
     load_checkpoint,
     save_checkpoint,
+    save_snapshot,
 )
 from manyicl.finetune.config import FinetuneConfig, Schedule
 from manyicl.finetune.losses import DriclParams, token_loss_sum
@@ -212,13 +213,24 @@ class _Loop:
             self.cfg.out.mkdir(parents=True, exist_ok=True)
             with (cfg.out / "metrics.jsonl").open("a") as f:
                 f.write(json.dumps(record) + "\n")
-            if cfg.save_every and c["step"] % cfg.save_every == 0:
-                metrics = {"train_loss": c["train_loss"], "eval_loss": record.get("eval_loss")}
-                save_checkpoint(
-                    cfg.out, c["step"], self.model, self.optimizer, dict(c), cfg.keep_checkpoints,
-                    _manifest(cfg, self.setup, c, metrics),
-                )  # fmt: skip
+            self._save(record)
         self.env.barrier()
+
+    def _save(self, record: dict) -> None:
+        """The checkpoint and the adapter snapshot due at this step, if any (main rank)."""
+        cfg, c = self.cfg, self.counters
+        due = [n and c["step"] % n == 0 for n in (cfg.save_every, cfg.snapshot_every)]
+        if not any(due):
+            return
+        metrics = {"train_loss": c["train_loss"], "eval_loss": record.get("eval_loss")}
+        manifest = _manifest(cfg, self.setup, c, metrics)
+        if due[0]:
+            save_checkpoint(
+                cfg.out, c["step"], self.model, self.optimizer, dict(c), cfg.keep_checkpoints,
+                manifest,
+            )  # fmt: skip
+        if due[1]:
+            save_snapshot(cfg.out, c["step"], self.model, manifest)
 
 
 def _truncate_metrics(path: Path, step: int) -> None:

@@ -27,6 +27,7 @@ def _run(args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
         (["--mixture", "{tmp}/empty.toml"], "lists no"),
         (["--max-seq-len", "100000"], "exceeds the model's context"),
         (["--lr", "-1"], "--lr must be > 0"),
+        (["--snapshot-every", "-1"], "--snapshot-every must be >= 0"),
         (["--shots", "many"], "--shots must be"),
         (["--objective", "zero-shot", "--shots", "8"], "one example per sequence"),
         (["--prompt-format", "fancy"], "unknown prompt format"),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from manyicl.finetune.config import FinetuneConfig, Schedule
 from manyicl.finetune.objectives import LossNorm, Objective
@@ -104,7 +105,7 @@ def test_only_the_adapter_changes_and_it_reloads_to_the_same_logits(
 def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(
     tmp_path, tiny_llama_dir, toy_mixture
 ):
-    common = dict(max_steps=6, save_every=2, lora_dropout=0.1)
+    common = dict(max_steps=6, save_every=2, snapshot_every=3, lora_dropout=0.1)
     straight = train(_config(tmp_path / "a", tiny_llama_dir, toy_mixture, **common))
     interrupted = _config(tmp_path / "b", tiny_llama_dir, toy_mixture, **common)
     assert train(interrupted, stop_after=3) is None  # killed after step 3: step 2 is saved
@@ -119,6 +120,13 @@ def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(
     ckpt = read_manifest(tmp_path / "b" / "checkpoints" / "step-0000006")
     assert (ckpt.steps, ckpt.base_model.path) == (6, tiny_llama_dir)
     assert ckpt.tokens_trained == resumed.manifest.tokens_trained
+    # snapshots outlive --keep-checkpoints: step 3 (before the kill) and step 6 (the end)
+    snaps = sorted(p.name for p in (tmp_path / "b" / "snapshots").iterdir())
+    assert snaps == ["step-0000003", "step-0000006"]
+    assert read_manifest(tmp_path / "b" / "snapshots" / snaps[0]).steps == 3
+    last = load_file(tmp_path / "b" / "snapshots" / snaps[1] / "adapter_model.safetensors")
+    final = load_file(tmp_path / "b" / "adapter_model.safetensors")
+    assert last.keys() == final.keys() and all(torch.equal(last[k], final[k]) for k in last)
 
 
 @pytest.mark.parametrize("norm", [LossNorm.TOKEN, LossNorm.ANSWER])
