@@ -41,20 +41,11 @@ def save_checkpoint(
     """Save, then delete all but the newest `keep` checkpoints. With `manifest`, the checkpoint
     is also an adapter that `manyicl-eval --adapter` and `manyicl-serve --adapter` load."""
     root = checkpoint_dir(out)
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step-{step:07d}"
-    tmp = root / f".tmp-step-{step:07d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)  # the trainable weights, in float32 as trained
     rng = {"torch": torch.get_rng_state(), "python": random.getstate()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
     state = {"optimizer": optimizer.state_dict(), "counters": counters, "rng": rng}
-    torch.save(state, tmp / _STATE)
-    if manifest is not None:
-        write_manifest(tmp, manifest)
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
+    final = _write_adapter(root / f"step-{step:07d}", model, manifest, state)
     for old in sorted(root.glob("step-*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -63,11 +54,22 @@ def save_checkpoint(
 def save_snapshot(out: Path, step: int, model, manifest: AdapterManifest) -> Path:
     """An adapter-only copy of the weights at `step` (no optimizer: a third of a checkpoint's
     bytes), never deleted: a run's held-out score can peak long before its last step."""
-    final = out / "snapshots" / f"step-{step:07d}"
+    return _write_adapter(out / "snapshots" / f"step-{step:07d}", model, manifest)
+
+
+def _write_adapter(
+    final: Path, model, manifest: AdapterManifest | None, state: dict | None = None
+) -> Path:
+    """The adapter (float32 as trained), its manifest and any trainer state, written beside
+    `final` and renamed onto it, so a kill at any moment leaves no half-written folder."""
     tmp = final.with_name(f".tmp-{final.name}")
     shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(tmp)
-    write_manifest(tmp, manifest)
+    if state is not None:
+        torch.save(state, tmp / _STATE)
+    if manifest is not None:
+        write_manifest(tmp, manifest)
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     return final

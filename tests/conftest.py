@@ -12,6 +12,24 @@ sys.path.insert(0, str(Path(__file__).parent))  # for `chartok`
 
 
 @pytest.fixture(scope="session")
+def benchmark_module():
+    """Import a script of benchmarks/ by module name (the scripts import their sibling
+    `common`, so the folder is on sys.path while one is imported)."""
+    import importlib
+
+    folder = str(Path(__file__).resolve().parents[1] / "benchmarks")
+
+    def load(name: str):
+        sys.path.insert(0, folder)
+        try:
+            return importlib.import_module(name)
+        finally:
+            sys.path.remove(folder)
+
+    return load
+
+
+@pytest.fixture(scope="session")
 def smollm2_dir() -> str:
     """Folder of the default bf16 SmolLM2 checkpoint (downloads ~93 MB once)."""
     from manyicl.models import resolve_model

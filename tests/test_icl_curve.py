@@ -4,25 +4,16 @@ per task before the paired comparison."""
 
 from __future__ import annotations
 
-import importlib
 import math
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
-def icl_curve():
-    sys.path.insert(0, str(BENCHMARKS))  # the script imports its sibling `common`
-    try:
-        yield importlib.import_module("icl_curve")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+def icl_curve(benchmark_module):
+    return benchmark_module("icl_curve")
 
 
 @pytest.mark.parametrize(
