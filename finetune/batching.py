@@ -22,6 +22,7 @@ from manyicl.finetune.objectives import (
     answer_index,
     block_ids,
     build_labels,
+    skipped_answers,
     supervised_spans,
 )
 from manyicl.finetune.sequences import TrainSequence
@@ -49,15 +50,18 @@ class Batch:
         return int((self.labels[:, 1:] != IGNORE).sum())
 
 
-def collate(seqs: Sequence[TrainSequence], objective: Objective, pad_id: int) -> Batch:
-    """Right-pad `seqs` into one batch with the labels `objective` trains on."""
+def collate(
+    seqs: Sequence[TrainSequence], objective: Objective, pad_id: int, min_shots: int = 0
+) -> Batch:
+    """Right-pad `seqs` into one batch with the labels `objective` trains on, leaving out
+    unpredictable answers and those after fewer than `min_shots` demonstrations."""
     T = max(len(s.prompt.token_ids) for s in seqs)
     rows: dict[str, list[list[int]]] = {k: [] for k in ("ids", "mask", "labels", "ans", "blk")}
     n_answers = []
     for seq in seqs:
-        s, skip = seq.prompt, seq.unpredictable
+        s, spans = seq.prompt, seq.prompt.answer_spans
+        skip = skipped_answers(len(spans), seq.unpredictable, min_shots)
         n, pad = len(s.token_ids), T - len(s.token_ids)
-        spans = s.answer_spans
         rows["ids"].append(s.token_ids + [pad_id] * pad)
         rows["mask"].append([1] * n + [0] * pad)
         rows["labels"].append(build_labels(s.token_ids, spans, objective, skip) + [IGNORE] * pad)

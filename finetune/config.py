@@ -55,6 +55,11 @@ class FinetuneConfig:
         "(MetaICL-style), zero-shot, dricl",
         default=Objective.ALL_TARGETS,
     )
+    min_shots: int = arg(
+        "all-targets: no loss on answers preceded by fewer than this many demonstrations "
+        "(0: every answer; the first of each remapped label is left out regardless)",
+        default=0,
+    )
     loss_norm: LossNorm = arg(
         "average the loss per supervised token, or per answer (each answer "
         "weighs the same); dricl always averages per answer",
@@ -152,6 +157,11 @@ class FinetuneConfig:
             ),
             (not 0 <= self.lora_dropout < 1, "--lora-dropout must be in [0, 1)"),
             (self.warmup_steps < 0, "--warmup-steps must be >= 0"),
+            (self.min_shots < 0, "--min-shots must be >= 0"),
+            (
+                self.min_shots > 0 and self.objective is not Objective.ALL_TARGETS,
+                "--min-shots applies to --objective all-targets only",
+            ),
             (not 0 <= self.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1]"),
             (self.max_seq_len is not None and self.max_seq_len < 16, "--max-seq-len must be >= 16"),
             (

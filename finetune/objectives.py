@@ -51,6 +51,21 @@ def supervised_spans(
     return [spans[k] for k in chosen if not (unpredictable and unpredictable[k])]
 
 
+def skipped_answers(
+    n_answers: int, unpredictable: Sequence[bool] = (), min_shots: int = 0
+) -> tuple[bool, ...]:
+    """Per answer, whether it is left out of the loss whatever the objective: flagged
+    unpredictable, or preceded by fewer than `min_shots` demonstrations (answer k has k before
+    it). `min_shots` keeps the loss on the many-shot answers, where reading the context pays,
+    and off the few-shot ones, which a model fits from its label prior."""
+    if unpredictable and len(unpredictable) != n_answers:
+        raise ValueError(f"{len(unpredictable)} unpredictable flags for {n_answers} answers")
+    if min_shots < 0:
+        raise ValueError(f"min_shots must be >= 0, got {min_shots}")
+    flags = unpredictable or (False,) * n_answers
+    return tuple(bool(flag) or k < min_shots for k, flag in enumerate(flags))
+
+
 def build_labels(
     token_ids: Sequence[int],
     spans: Sequence[tuple[int, int]],

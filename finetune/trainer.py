@@ -157,9 +157,12 @@ class _Loop:
     def _step(self, micro_batches) -> tuple[float, int, int]:
         cfg, env, setup = self.cfg, self.env, self.setup
         batches = [
-            collate([materialise(setup.tasks, p) for p in plans], cfg.objective, setup.pad_id).to(
-                env.device
-            )
+            collate(
+                [materialise(setup.tasks, p) for p in plans],
+                cfg.objective,
+                setup.pad_id,
+                cfg.min_shots,
+            ).to(env.device)
             for plans in micro_batches
         ]
         norm = LossNorm.ANSWER if cfg.objective is Objective.DRICL else cfg.loss_norm

@@ -29,6 +29,7 @@ def _run(args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
         (["--lr", "-1"], "--lr must be > 0"),
         (["--snapshot-every", "-1"], "--snapshot-every must be >= 0"),
         (["--shots", "many"], "--shots must be"),
+        (["--objective", "last-target", "--min-shots", "4"], "all-targets only"),
         (["--objective", "zero-shot", "--shots", "8"], "one example per sequence"),
         (["--prompt-format", "fancy"], "unknown prompt format"),
         (["--mixture", "{tmp}/small.toml"], "it needs 500"),

@@ -10,6 +10,7 @@ from manyicl.finetune.objectives import (
     answer_index,
     block_ids,
     build_labels,
+    skipped_answers,
 )
 from manyicl.prompting import PLAIN, DemoSet, Example, chat_format, render
 
@@ -104,3 +105,46 @@ def test_unpredictable_answers_carry_no_loss(objective, skip, want):
     assert build_labels(IDS, SPANS, objective, skip) == want
     index = answer_index(len(IDS), SPANS, objective, skip)
     assert [i >= 0 for i in index] == [w != IGNORE for w in want]
+
+
+# fmt: off
+SKIP_TABLE = [
+    # n answers, unpredictable flags, min_shots -> skipped
+    (3, (),                    0, (False, False, False)),
+    (3, (True, False, True),   0, (True,  False, True)),
+    (3, (),                    2, (True,  True,  False)),
+    (3, (False, False, True),  1, (True,  False, True)),
+    (2, (),                    5, (True,  True)),
+    (0, (),                    3, ()),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize("n,unpredictable,min_shots,want", SKIP_TABLE)
+def test_skipped_answers_table(n, unpredictable, min_shots, want):
+    assert skipped_answers(n, unpredictable, min_shots) == want
+
+
+def test_skipped_answers_refuses_mismatched_flags_and_negative_shots():
+    with pytest.raises(ValueError, match="2 unpredictable flags for 3"):
+        skipped_answers(3, (True, False))
+    with pytest.raises(ValueError, match="min_shots"):
+        skipped_answers(3, (), -1)
+
+
+def test_min_shots_masks_the_few_shot_answers_of_a_rendered_sequence():
+    from manyicl.finetune.batching import collate
+    from manyicl.finetune.sequences import TrainSequence
+
+    tok = CharTokenizer()
+    examples = [Example(input=c, output=c.upper()) for c in "abcd"]
+    r = render(PLAIN.model_copy(update={"align": 0}), tok, DemoSet(examples=examples))
+    seq = TrainSequence(r, unpredictable=(False, True, False, False))
+    every = collate([seq], Objective.ALL_TARGETS, pad_id=0)
+    late = collate([seq], Objective.ALL_TARGETS, pad_id=0, min_shots=2)
+    assert every.n_answers.tolist() == [3] and late.n_answers.tolist() == [2]
+    spans = seq.prompt.answer_spans
+    for k, (start, end) in enumerate(spans):
+        trained = (late.labels[0, start:end] != IGNORE).all().item()
+        assert trained == (k >= 2), k
+    assert (late.labels != IGNORE).sum() == sum(e - s for s, e in spans[2:])
