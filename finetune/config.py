@@ -132,7 +132,12 @@ class FinetuneConfig:
             raise ValueError("; ".join(problems))
         if self.objective is Objective.ZERO_SHOT and self.shots not in ("max", "1"):
             raise ValueError("zero-shot trains on one example per sequence: drop --shots")
-        ShotRange.parse(self.shots)  # raises with its own message
+        high = ShotRange.parse(self.shots).high  # raises with its own message
+        if self.min_shots and high is not None and high <= self.min_shots:
+            raise ValueError(
+                f"--min-shots {self.min_shots} leaves no answer to train in sequences of at "
+                f"most {high} demonstrations (--shots {self.shots})"
+            )
 
     def _checks(self) -> list[tuple[bool, str]]:
         positive = [

@@ -56,8 +56,9 @@ def skipped_answers(
 ) -> tuple[bool, ...]:
     """Per answer, whether it is left out of the loss whatever the objective: flagged
     unpredictable, or preceded by fewer than `min_shots` demonstrations (answer k has k before
-    it). `min_shots` keeps the loss on the many-shot answers, where reading the context pays,
-    and off the few-shot ones, which a model fits from its label prior."""
+    it). `min_shots` keeps the loss on the many-shot answers, where reading the context pays;
+    the few-shot ones may teach the label prior more than reading (a hypothesis, tested in
+    docs/RESULTS.md, attempt 14)."""
     if unpredictable and len(unpredictable) != n_answers:
         raise ValueError(f"{len(unpredictable)} unpredictable flags for {n_answers} answers")
     if min_shots < 0:

@@ -30,6 +30,7 @@ def _run(args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
         (["--snapshot-every", "-1"], "--snapshot-every must be >= 0"),
         (["--shots", "many"], "--shots must be"),
         (["--objective", "last-target", "--min-shots", "4"], "all-targets only"),
+        (["--shots", "4-8", "--min-shots", "8"], "leaves no answer to train"),
         (["--objective", "zero-shot", "--shots", "8"], "one example per sequence"),
         (["--prompt-format", "fancy"], "unknown prompt format"),
         (["--mixture", "{tmp}/small.toml"], "it needs 500"),
@@ -151,6 +152,9 @@ def test_config_file_reproduces_a_run_and_flags_override(tmp_path):
     assert again == FinetuneConfig(**{**original.__dict__, "out": tmp_path / "b", "resume": False})
     changed = parse_config(["--config", str(saved), "--out", str(tmp_path / "b"), "--lr", "5e-4"])
     assert changed.lr == 5e-4 and changed.objective is Objective.LAST_TARGET
+    late = FinetuneConfig(out=tmp_path / "a", min_shots=16)
+    saved.write_text(json.dumps(reproducible(late.to_json())))
+    assert parse_config(["--config", str(saved), "--out", str(tmp_path / "a")]) == late
 
 
 @pytest.mark.parametrize(
