@@ -2,6 +2,7 @@
 
 manyicl-finetune --out out/                       # default model and mixture
 torchrun --nproc-per-node 2 -m manyicl.finetune.cli --out out/   # data parallel
+manyicl-finetune soup --out out/ a/ b/ c/          # the mean of several adapters' deltas
 """
 
 from __future__ import annotations
@@ -12,6 +13,11 @@ from manyicl.finetune.config import parse_config
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["soup"]:
+        from manyicl.finetune.soup import main as soup_main
+
+        return soup_main(argv[1:])
     cfg = parse_config(argv)
     from manyicl.finetune.setup import FinetuneError
     from manyicl.finetune.trainer import train  # torch import after --help

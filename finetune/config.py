@@ -243,7 +243,8 @@ def parse_config(argv: list[str] | None = None) -> FinetuneConfig:
         description="Train one LoRA adapter for many-shot in-context learning on a multi-task "
         "mixture. Writes a PEFT adapter plus manyicl.json (base model, prompt format, config, "
         "metrics) to --out; the server reads both. Multi-process: torchrun --nproc-per-node N "
-        "-m manyicl.finetune.cli ...",
+        "-m manyicl.finetune.cli ...  Averaging trained adapters into one: "
+        "manyicl-finetune soup --help.",
     )
     parser.add_argument(
         "--config",

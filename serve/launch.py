@@ -47,11 +47,8 @@ def build_engine(cfg: ServeConfig, engine_args) -> ManyICLEngine:
     if engine_args.gpu_memory_utilization is None:  # on CPU this much of RAM is reserved
         engine_args.gpu_memory_utilization = 0.35 if current_platform.is_cpu() else 0.9
     if manifest and not cfg.merge_lora:
-        rank = int(manifest.lora["r"])
         engine_args.enable_lora = True
-        engine_args.max_lora_rank = max(
-            engine_args.max_lora_rank or 0, next(r for r in _LORA_RANKS if r >= rank)
-        )
+        engine_args.max_lora_rank = max(engine_args.max_lora_rank or 0, _vllm_rank(manifest))
     hf_tok = AutoTokenizer.from_pretrained(model_path)
     fmt = manifest.prompt_format if manifest else _format(cfg.prompt_format, hf_tok)
     llm = AsyncLLM.from_engine_args(engine_args)
@@ -65,6 +62,18 @@ def build_engine(cfg: ServeConfig, engine_args) -> ManyICLEngine:
     tok = HFTokenizer(hf_tok)
     padding = _padding(fmt, tok, llm.vllm_config.cache_config.block_size)
     return ManyICLEngine(llm, tok, fmt, served, llm.model_config.max_model_len, padding)
+
+
+def _vllm_rank(manifest) -> int:
+    """The smallest --max-lora-rank vLLM accepts that holds the adapter (a soup's ranks add
+    up, so this can run out); checked before the engine starts."""
+    rank = int(manifest.lora["r"])
+    if rank > _LORA_RANKS[-1]:
+        raise ValueError(
+            f"the adapter's LoRA rank {rank} is above vLLM's largest ({_LORA_RANKS[-1]}); "
+            "serve it with --merge-lora"
+        )
+    return next(r for r in _LORA_RANKS if r >= rank)
 
 
 def _padding(fmt: PromptFormat, tok: HFTokenizer, block_size: int) -> BlockPadding | None:

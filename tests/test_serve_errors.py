@@ -4,6 +4,7 @@ server (the session fixture in conftest); a port already taken stops the start a
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -127,3 +128,23 @@ def test_a_busy_port_exits_2_with_the_reason_before_the_engine_starts():
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
     assert "EngineCore" not in proc.stderr  # no engine was started for nothing
+
+
+def test_an_adapter_above_vllms_largest_rank_exits_2_before_the_engine_starts(
+    tmp_path, smollm2_adapter
+):
+    """A soup's ranks add up (manyicl-finetune soup): past 512 only a merged one can be served."""
+    adapter = tmp_path / "wide"
+    shutil.copytree(smollm2_adapter, adapter)
+    manifest = json.loads((adapter / "manyicl.json").read_text())
+    manifest["lora"]["r"] = 640
+    (adapter / "manyicl.json").write_text(json.dumps(manifest))
+    proc = subprocess.run(
+        [sys.executable, "-m", "manyicl.serve.cli", "--adapter", str(adapter), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "LoRA rank 640 is above vLLM's largest (512); serve it with --merge-lora" in proc.stderr
+    assert "EngineCore" not in proc.stderr

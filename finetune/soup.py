@@ -1,0 +1,193 @@
+"""`manyicl-finetune soup`: one adapter whose weight delta is the weighted mean of several
+adapters' deltas (a "model soup", Wortsman et al. 2022, applied to LoRA deltas).
+
+Why exact and not averaged factors: a LoRA delta is s * B @ A, and the mean of products is not
+the product of means. Stacking the members' factors, A = [A_1; ...; A_n] (rank r_1+...+r_n)
+and B = [w_1 s_1 B_1, ..., w_n s_n B_n], gives B @ A = sum_i w_i s_i B_i @ A_i exactly; the
+soup's own scale is 1 (lora_alpha = r). Its rank is the members' sum: `manyicl-eval` and
+`manyicl-serve --merge-lora` fold it into the base, where rank costs nothing.
+
+manyicl-finetune soup --out runs/soup runs/a runs/b runs/c     # uniform weights
+manyicl-finetune soup --out runs/a2 --scale 2 runs/a            # twice one adapter's delta
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+from manyicl.artifacts import sha256_file
+from manyicl.manifest import read_manifest, write_manifest
+
+WEIGHTS_FILE = "adapter_model.safetensors"
+CONFIG_FILE = "adapter_config.json"
+
+
+@dataclass(frozen=True)
+class SoupConfig:
+    members: tuple[Path, ...]
+    out: Path
+    weights: tuple[float, ...] | None = None  # None: 1/n each
+    scale: float = 1.0  # times the mean delta: > 1 extrapolates (task arithmetic's lambda)
+
+    def __post_init__(self) -> None:
+        if len(self.members) < 2 and self.scale == 1:
+            raise ValueError("one adapter at --scale 1 is that adapter: give two or more")
+        if len(set(self.members)) != len(self.members):
+            raise ValueError("an adapter is named twice: give each member once (use --weights)")
+        if self.weights is not None:
+            if len(self.weights) != len(self.members):
+                raise ValueError(
+                    f"--weights has {len(self.weights)} values for {len(self.members)} adapters"
+                )
+            if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
+                raise ValueError("--weights must be >= 0 with a positive sum")
+        if not 0 < self.scale <= 10:
+            raise ValueError("--scale must be in (0, 10]")
+        if self.out in self.members:
+            raise ValueError("--out must not be one of the members")
+
+    def member_weights(self) -> list[float]:
+        raw = self.weights or (1.0,) * len(self.members)
+        return [self.scale * w / sum(raw) for w in raw]
+
+
+def stack_deltas(
+    members: list[dict[str, torch.Tensor]], scales: list[float]
+) -> dict[str, torch.Tensor]:
+    """The soup's LoRA factors: lora_A stacked along rank, lora_B side by side, each member's
+    B multiplied by its (weight x scale). Every member must hold the same modules."""
+    keys = set(members[0])
+    for i, m in enumerate(members[1:], 1):
+        if set(m) != keys:
+            raise ValueError(f"adapter {i} targets other modules than adapter 0")
+    out: dict[str, torch.Tensor] = {}
+    for key in sorted(keys):
+        if ".lora_A." in key:  # A_i: (r_i, d_in) -> (sum r, d_in)
+            out[key] = torch.cat([m[key].float() for m in members], dim=0)
+        elif ".lora_B." in key:  # B_i: (d_out, r_i) -> (d_out, sum r)
+            scaled = [s * m[key].float() for m, s in zip(members, scales, strict=True)]
+            out[key] = torch.cat(scaled, dim=1)
+        else:
+            raise ValueError(f"{key}: only plain LoRA factors can be souped")
+    return out
+
+
+def _lora_config(path: Path) -> dict:
+    config = json.loads((path / CONFIG_FILE).read_text())
+    if config.get("peft_type") != "LORA" or config.get("use_dora"):
+        raise ValueError(f"{path}: only plain LoRA adapters can be souped")
+    if config.get("rank_pattern") or config.get("alpha_pattern") or config.get("use_rslora"):
+        raise ValueError(f"{path}: per-module ranks, alphas or rsLoRA are not supported")
+    return config
+
+
+def _check_compatible(cfg: SoupConfig) -> None:
+    """Members must share what serving depends on: base model, prompt format, objective."""
+    first = read_manifest(cfg.members[0])
+    for path in cfg.members[1:]:
+        m = read_manifest(path)
+        for what, a, b in (
+            ("base model", m.base_model.fingerprint, first.base_model.fingerprint),
+            ("prompt format", m.prompt_format, first.prompt_format),
+            ("objective", m.objective, first.objective),
+        ):
+            if a != b:
+                raise ValueError(f"{path}: its {what} differs from {cfg.members[0]}'s")
+
+
+def write_soup(cfg: SoupConfig) -> dict[str, float]:
+    """Write the soup adapter to cfg.out; returns each member's weight by path."""
+    from safetensors.torch import load_file, save_file
+
+    _check_compatible(cfg)
+    weights = cfg.member_weights()
+    configs = [_lora_config(p) for p in cfg.members]
+    scales = [w * c["lora_alpha"] / c["r"] for w, c in zip(weights, configs, strict=True)]
+    factors = stack_deltas([load_file(p / WEIGHTS_FILE) for p in cfg.members], scales)
+    rank = sum(c["r"] for c in configs)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    save_file(factors, cfg.out / WEIGHTS_FILE)
+    config = {**configs[0], "r": rank, "lora_alpha": rank, "lora_dropout": 0.0}
+    (cfg.out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    write_manifest(cfg.out, _soup_manifest(cfg, weights, rank))
+    readme = cfg.members[0] / "README.md"
+    if readme.is_file():  # the model card peft writes: keeps the folder self-describing
+        shutil.copyfile(readme, cfg.out / "README.md")
+    return {str(p): w for p, w in zip(cfg.members, weights, strict=True)}
+
+
+def _soup_manifest(cfg: SoupConfig, weights: list[float], rank: int):
+    """The first member's manifest, with the soup's rank, its members (path, weights' sha256,
+    weight, steps, tokens, seed) as `training`, and no metrics of its own."""
+    manifests = [read_manifest(p) for p in cfg.members]
+    members = [
+        {
+            "adapter": str(p),
+            "sha256": sha256_file(p / WEIGHTS_FILE),
+            "weight": w,
+            "steps": m.steps,
+            "tokens_trained": m.tokens_trained,
+            "seed": m.seed,
+            "training": m.training,
+        }
+        for p, w, m in zip(cfg.members, weights, manifests, strict=True)
+    ]
+    first = manifests[0]
+    return first.model_copy(
+        update={
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "max_seq_len": max(m.max_seq_len for m in manifests),
+            "lora": {**first.lora, "r": rank, "lora_alpha": rank},
+            "training": {"soup": members},
+            "steps": sum(m.steps for m in manifests),
+            "tokens_trained": sum(m.tokens_trained for m in manifests),
+            "metrics": {},
+        }
+    )
+
+
+def parse_soup_config(argv: list[str] | None = None) -> SoupConfig:
+    parser = argparse.ArgumentParser(
+        prog="manyicl-finetune soup",
+        description="Average several adapters of one base model into one adapter: its "
+        "weight delta is the weighted mean of theirs, exactly (ranks add up); --scale "
+        "multiplies it (one adapter: its delta scaled).",
+    )
+    parser.add_argument("members", nargs="+", type=Path, help="adapter folders")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the soup adapter")
+    parser.add_argument(
+        "--weights", default=None, help="comma-separated member weights (default: equal)"
+    )
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="multiply the mean delta by this; > 1 extrapolates along it (default: 1)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        weights = None if args.weights is None else tuple(map(float, args.weights.split(",")))
+        return SoupConfig(tuple(args.members), args.out, weights, args.scale)
+    except ValueError as e:
+        parser.error(str(e))
+        raise  # unreachable: parser.error exits
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse_soup_config(argv)
+    try:
+        weights = write_soup(cfg)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"manyicl-finetune soup: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    for path, w in weights.items():
+        print(f"{w:.3f}  {path}")
+    print(f"soup of {len(weights)} adapters written to {cfg.out}")

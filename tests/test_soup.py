@@ -1,0 +1,140 @@
+"""`manyicl-finetune soup`: the stacked factors reproduce the weighted mean of the members'
+deltas exactly (hand-built table), and a soup of two real adapters, loaded by PEFT, equals the
+base plus the mean of what each member adds; bad input exits with a reason."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from manyicl.finetune.cli import main as finetune_main
+from manyicl.finetune.config import FinetuneConfig
+from manyicl.finetune.soup import stack_deltas
+from manyicl.finetune.trainer import train
+from manyicl.manifest import read_manifest
+
+A, B = "m.q_proj.lora_A.weight", "m.q_proj.lora_B.weight"
+_t = torch.tensor
+
+
+# (members as (A, B) pairs, per-member scale, the delta B @ A of the soup)
+STACK_TABLE = [
+    # one member: the delta is its own, times its scale
+    ([(_t([[1.0, 2.0]]), _t([[1.0], [0.0]]))], [2.0], _t([[2.0, 4.0], [0.0, 0.0]])),
+    # equal halves of a delta and its negation cancel
+    (
+        [(_t([[1.0, 0.0]]), _t([[3.0]])), (_t([[1.0, 0.0]]), _t([[-3.0]]))],
+        [0.5, 0.5],
+        _t([[0.0, 0.0]]),
+    ),
+    # different ranks (1 and 2) and scales: 0.25 * [1,1]x[2,0] + 0.75 * I
+    (
+        [
+            (_t([[2.0, 0.0]]), _t([[1.0], [1.0]])),
+            (_t([[1.0, 0.0], [0.0, 1.0]]), _t([[1.0, 0.0], [0.0, 1.0]])),
+        ],
+        [0.25, 0.75],
+        _t([[1.25, 0.0], [0.5, 0.75]]),
+    ),
+]
+
+
+@pytest.mark.parametrize("members,scales,delta", STACK_TABLE)
+def test_stacked_factors_give_the_weighted_sum_of_deltas(members, scales, delta):
+    out = stack_deltas([{A: a, B: b} for a, b in members], scales)
+    assert out[A].shape[0] == sum(a.shape[0] for a, _ in members)  # ranks add up
+    torch.testing.assert_close(out[B] @ out[A], delta)
+
+
+@pytest.mark.parametrize(
+    "members,message",
+    [
+        ([{A: _t([[1.0]]), B: _t([[1.0]])}, {A: _t([[1.0]])}], "other modules"),
+        ([{"m.bias": _t([1.0])}, {"m.bias": _t([1.0])}], "only plain LoRA factors"),
+    ],
+)
+def test_stacking_refuses_what_it_cannot_average(members, message):
+    with pytest.raises(ValueError, match=message):
+        stack_deltas(members, [0.5, 0.5])
+
+
+def _adapter(out: Path, model: str, mixture: str, seed: int, rank: int) -> Path:
+    train(
+        FinetuneConfig(
+            out=out, model=model, mixture=Path(mixture), max_seq_len=192, max_steps=3,
+            grad_accum=1, lr=2e-2, warmup_steps=0, eval_every=0, save_every=0,
+            eval_sequences=2, lora_r=rank, lora_alpha=2 * rank, seed=seed,
+            gradient_checkpointing=False,
+        )
+    )  # fmt: skip
+    return out
+
+
+def _merged(model: str, adapter: Path) -> dict[str, torch.Tensor]:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)
+    return PeftModel.from_pretrained(base, adapter).merge_and_unload().state_dict()
+
+
+def test_a_soup_of_two_trained_adapters_is_the_mean_of_their_deltas(
+    tmp_path, tiny_llama_dir, toy_mixture, capsys
+):
+    from transformers import AutoModelForCausalLM
+
+    a = _adapter(tmp_path / "a", tiny_llama_dir, toy_mixture, seed=1, rank=8)
+    b = _adapter(tmp_path / "b", tiny_llama_dir, toy_mixture, seed=2, rank=4)
+    args = [str(a), str(b), "--weights", "3,1", "--scale", "1.5"]
+    finetune_main(["soup", "--out", str(tmp_path / "soup"), *args])
+    assert "soup of 2 adapters" in capsys.readouterr().out
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32).state_dict()
+    wa, wb, soup = (_merged(tiny_llama_dir, p) for p in (a, b, tmp_path / "soup"))
+    moved = [k for k in base if not torch.equal(wa[k], base[k])]
+    assert moved  # the members did train
+    for k in base:
+        want = base[k] + 1.5 * (0.75 * (wa[k] - base[k]) + 0.25 * (wb[k] - base[k]))
+        torch.testing.assert_close(soup[k], want, rtol=1e-5, atol=1e-6)
+
+    manifest = read_manifest(tmp_path / "soup")
+    assert manifest.lora["r"] == 12 and manifest.objective == "all-targets"
+    members = manifest.training["soup"]
+    assert [m["weight"] for m in members] == [1.125, 0.375]  # 1.5 x (3/4, 1/4)
+    assert manifest.tokens_trained == sum(m["tokens_trained"] for m in members)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["{a}"], "give two or more"),
+        (["{a}", "{b}", "--scale", "0"], "--scale must be in (0, 10]"),
+        (["{a}", "{a}"], "named twice"),
+        (["{a}", "{b}", "--weights", "1"], "--weights has 1 values for 2 adapters"),
+        (["{a}", "{b}", "--weights", "1,-1"], ">= 0 with a positive sum"),
+        (["{a}", "{b}", "--weights", "1,x"], "could not convert"),
+        (["{a}", "{tmp}/nothing"], "no manyicl.json"),
+        (["{a}", "{other}"], "objective differs"),
+    ],
+)
+def test_bad_soup_input_exits_with_a_reason(
+    tmp_path_factory, tmp_path, tiny_llama_dir, toy_mixture, args, message, capsys
+):
+    a = tmp_path_factory.getbasetemp() / "soup-member"
+    if not (a / "manyicl.json").is_file():
+        _adapter(a, tiny_llama_dir, toy_mixture, seed=1, rank=4)
+    other = tmp_path / "other"
+    shutil.copytree(a, other)
+    manifest = json.loads((other / "manyicl.json").read_text())
+    (other / "manyicl.json").write_text(json.dumps({**manifest, "objective": "last-target"}))
+    names = {"a": a, "b": other, "other": other, "tmp": tmp_path}
+    argv = ["soup", "--out", str(tmp_path / "soup")] + [x.format(**names) for x in args]
+    with pytest.raises(SystemExit) as e:
+        finetune_main(argv)
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "soup" / "adapter_model.safetensors").exists()
