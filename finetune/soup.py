@@ -190,4 +190,5 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     for path, w in weights.items():
         print(f"{w:.3f}  {path}")
-    print(f"soup of {len(weights)} adapters written to {cfg.out}")
+    what = f"soup of {len(weights)} adapters" if len(weights) > 1 else "scaled adapter"
+    print(f"{what} written to {cfg.out}")
