@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from manyicl.artifacts import sha256_file
-from manyicl.manifest import read_manifest, write_manifest
+from manyicl.manifest import AdapterManifest, read_manifest, write_manifest
+
+if TYPE_CHECKING:  # torch is imported where it is used: `soup --help` stays fast
+    import torch
 
 WEIGHTS_FILE = "adapter_model.safetensors"
 CONFIG_FILE = "adapter_config.json"
@@ -40,18 +43,20 @@ class SoupConfig:
     def __post_init__(self) -> None:
         if len(self.members) < 2 and self.scale == 1:
             raise ValueError("one adapter at --scale 1 is that adapter: give two or more")
-        if len(set(self.members)) != len(self.members):
+        resolved = {p.resolve() for p in self.members}  # runs/a and /abs/runs/a are one
+        if len(resolved) != len(self.members):
             raise ValueError("an adapter is named twice: give each member once (use --weights)")
         if self.weights is not None:
             if len(self.weights) != len(self.members):
                 raise ValueError(
                     f"--weights has {len(self.weights)} values for {len(self.members)} adapters"
                 )
-            if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
-                raise ValueError("--weights must be >= 0 with a positive sum")
+            finite = all(math.isfinite(w) for w in self.weights)
+            if not finite or any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
+                raise ValueError("--weights must be finite, >= 0, with a positive sum")
         if not 0 < self.scale <= 10:
             raise ValueError("--scale must be in (0, 10]")
-        if self.out in self.members:
+        if self.out.resolve() in resolved:
             raise ValueError("--out must not be one of the members")
 
     def member_weights(self) -> list[float]:
@@ -64,6 +69,8 @@ def stack_deltas(
 ) -> dict[str, torch.Tensor]:
     """The soup's LoRA factors: lora_A stacked along rank, lora_B side by side, each member's
     B multiplied by its (weight x scale). Every member must hold the same modules."""
+    import torch
+
     keys = set(members[0])
     for i, m in enumerate(members[1:], 1):
         if set(m) != keys:
@@ -80,20 +87,22 @@ def stack_deltas(
     return out
 
 
-def _lora_config(path: Path) -> dict:
+def _lora_config(path: Path) -> dict[str, Any]:
     config = json.loads((path / CONFIG_FILE).read_text())
     if config.get("peft_type") != "LORA" or config.get("use_dora"):
         raise ValueError(f"{path}: only plain LoRA adapters can be souped")
     if config.get("rank_pattern") or config.get("alpha_pattern") or config.get("use_rslora"):
         raise ValueError(f"{path}: per-module ranks, alphas or rsLoRA are not supported")
+    rank, alpha = config.get("r"), config.get("lora_alpha")
+    if not isinstance(rank, int) or not isinstance(alpha, int | float) or rank < 1:
+        raise ValueError(f"{path / CONFIG_FILE}: no LoRA rank 'r' and 'lora_alpha'")
     return config
 
 
-def _check_compatible(cfg: SoupConfig) -> None:
+def _check_compatible(cfg: SoupConfig, manifests: list[AdapterManifest]) -> None:
     """Members must share what serving depends on: base model, prompt format, objective."""
-    first = read_manifest(cfg.members[0])
-    for path in cfg.members[1:]:
-        m = read_manifest(path)
+    first = manifests[0]
+    for path, m in zip(cfg.members[1:], manifests[1:], strict=True):
         for what, a, b in (
             ("base model", m.base_model.fingerprint, first.base_model.fingerprint),
             ("prompt format", m.prompt_format, first.prompt_format),
@@ -104,30 +113,36 @@ def _check_compatible(cfg: SoupConfig) -> None:
 
 
 def write_soup(cfg: SoupConfig) -> dict[str, float]:
-    """Write the soup adapter to cfg.out; returns each member's weight by path."""
+    """Write the soup adapter to cfg.out; returns each member's weight by path. Every member
+    is read (and hashed) before anything is written."""
     from safetensors.torch import load_file, save_file
 
-    _check_compatible(cfg)
+    manifests = [read_manifest(p) for p in cfg.members]
+    _check_compatible(cfg, manifests)
     weights = cfg.member_weights()
     configs = [_lora_config(p) for p in cfg.members]
     scales = [w * c["lora_alpha"] / c["r"] for w, c in zip(weights, configs, strict=True)]
     factors = stack_deltas([load_file(p / WEIGHTS_FILE) for p in cfg.members], scales)
     rank = sum(c["r"] for c in configs)
+    manifest = _soup_manifest(cfg, manifests, weights, rank)
     cfg.out.mkdir(parents=True, exist_ok=True)
     save_file(factors, cfg.out / WEIGHTS_FILE)
     config = {**configs[0], "r": rank, "lora_alpha": rank, "lora_dropout": 0.0}
     (cfg.out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-    write_manifest(cfg.out, _soup_manifest(cfg, weights, rank))
+    write_manifest(cfg.out, manifest)
     readme = cfg.members[0] / "README.md"
     if readme.is_file():  # the model card peft writes: keeps the folder self-describing
         shutil.copyfile(readme, cfg.out / "README.md")
     return {str(p): w for p, w in zip(cfg.members, weights, strict=True)}
 
 
-def _soup_manifest(cfg: SoupConfig, weights: list[float], rank: int):
-    """The first member's manifest, with the soup's rank, its members (path, weights' sha256,
-    weight, steps, tokens, seed) as `training`, and no metrics of its own."""
-    manifests = [read_manifest(p) for p in cfg.members]
+def _soup_manifest(
+    cfg: SoupConfig, manifests: list[AdapterManifest], weights: list[float], rank: int
+) -> AdapterManifest:
+    """The first member's manifest (base model, prompt format, objective: shared by all), with
+    the soup's rank, its members (path, weights' sha256, weight, steps, tokens, seed, training
+    config) as `training`, and no metrics of its own. `seed` stays the first member's (the soup
+    has none); `loss_norm` reads "mixed" when members differ."""
     members = [
         {
             "adapter": str(p),
@@ -140,11 +155,12 @@ def _soup_manifest(cfg: SoupConfig, weights: list[float], rank: int):
         }
         for p, w, m in zip(cfg.members, weights, manifests, strict=True)
     ]
-    first = manifests[0]
+    first, norms = manifests[0], {m.loss_norm for m in manifests}
     return first.model_copy(
         update={
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "max_seq_len": max(m.max_seq_len for m in manifests),
+            "loss_norm": norms.pop() if len(norms) == 1 else "mixed",
             "lora": {**first.lora, "r": rank, "lora_alpha": rank},
             "training": {"soup": members},
             "steps": sum(m.steps for m in manifests),
@@ -182,10 +198,12 @@ def parse_soup_config(argv: list[str] | None = None) -> SoupConfig:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from safetensors import SafetensorError  # a corrupt weights file
+
     cfg = parse_soup_config(argv)
     try:
         weights = write_soup(cfg)
-    except (FileNotFoundError, ValueError) as e:
+    except (OSError, ValueError, SafetensorError) as e:  # OSError: missing files, --out a file
         print(f"manyicl-finetune soup: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     for path, w in weights.items():

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from manyicl.cpu import RESERVED_CPUS, auto_dtype, cpu_flags, reserved_cpus
-from manyicl.manifest import model_fingerprint, read_manifest
+from manyicl.manifest import AdapterManifest, model_fingerprint, read_manifest
 from manyicl.merge import merged_checkpoint
 from manyicl.models import resolve_model
 from manyicl.prompting import BlockPadding, HFTokenizer, block_padding, get_format
@@ -64,7 +64,7 @@ def build_engine(cfg: ServeConfig, engine_args) -> ManyICLEngine:
     return ManyICLEngine(llm, tok, fmt, served, llm.model_config.max_model_len, padding)
 
 
-def _vllm_rank(manifest) -> int:
+def _vllm_rank(manifest: AdapterManifest) -> int:
     """The smallest --max-lora-rank vLLM accepts that holds the adapter (a soup's ranks add
     up, so this can run out); checked before the engine starts."""
     rank = int(manifest.lora["r"])

@@ -148,3 +148,13 @@ def test_an_adapter_above_vllms_largest_rank_exits_2_before_the_engine_starts(
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "LoRA rank 640 is above vLLM's largest (512); serve it with --merge-lora" in proc.stderr
     assert "EngineCore" not in proc.stderr
+
+
+@pytest.mark.parametrize("rank,vllm_rank", [(8, 8), (16, 16), (100, 128), (208, 256), (512, 512)])
+def test_a_lora_rank_is_served_at_the_smallest_rank_vllm_accepts(smollm2_adapter, rank, vllm_rank):
+    from manyicl.manifest import read_manifest
+    from manyicl.serve.launch import _vllm_rank
+
+    manifest = read_manifest(smollm2_adapter)
+    wide = manifest.model_copy(update={"lora": {**manifest.lora, "r": rank}})
+    assert _vllm_rank(wide) == vllm_rank

@@ -62,12 +62,12 @@ def test_stacking_refuses_what_it_cannot_average(members, message):
         stack_deltas(members, [0.5, 0.5])
 
 
-def _adapter(out: Path, model: str, mixture: str, seed: int, rank: int) -> Path:
+def _adapter(out: Path, model: str, mixture: str, seed: int, rank: int, alpha: int) -> Path:
     train(
         FinetuneConfig(
             out=out, model=model, mixture=Path(mixture), max_seq_len=192, max_steps=3,
             grad_accum=1, lr=2e-2, warmup_steps=0, eval_every=0, save_every=0,
-            eval_sequences=2, lora_r=rank, lora_alpha=2 * rank, seed=seed,
+            eval_sequences=2, lora_r=rank, lora_alpha=alpha, seed=seed,
             gradient_checkpointing=False,
         )
     )  # fmt: skip
@@ -87,19 +87,25 @@ def test_a_soup_of_two_trained_adapters_is_the_mean_of_their_deltas(
 ):
     from transformers import AutoModelForCausalLM
 
-    a = _adapter(tmp_path / "a", tiny_llama_dir, toy_mixture, seed=1, rank=8)
-    b = _adapter(tmp_path / "b", tiny_llama_dir, toy_mixture, seed=2, rank=4)
+    # different ranks and alpha/r (2 and 1): each member's own scale must be used
+    a = _adapter(tmp_path / "a", tiny_llama_dir, toy_mixture, seed=1, rank=8, alpha=16)
+    b = _adapter(tmp_path / "b", tiny_llama_dir, toy_mixture, seed=2, rank=4, alpha=4)
     args = [str(a), str(b), "--weights", "3,1", "--scale", "1.5"]
     finetune_main(["soup", "--out", str(tmp_path / "soup"), *args])
     assert "soup of 2 adapters" in capsys.readouterr().out
+    finetune_main(["soup", "--out", str(tmp_path / "a2"), str(a), "--scale", "2"])
+    assert "scaled adapter written" in capsys.readouterr().out
 
     base = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32).state_dict()
-    wa, wb, soup = (_merged(tiny_llama_dir, p) for p in (a, b, tmp_path / "soup"))
+    wa, wb, soup, a2 = (
+        _merged(tiny_llama_dir, p) for p in (a, b, tmp_path / "soup", tmp_path / "a2")
+    )
     moved = [k for k in base if not torch.equal(wa[k], base[k])]
-    assert moved  # the members did train
+    assert moved and all(not torch.equal(wb[k], base[k]) for k in moved)  # both trained
     for k in base:
         want = base[k] + 1.5 * (0.75 * (wa[k] - base[k]) + 0.25 * (wb[k] - base[k]))
         torch.testing.assert_close(soup[k], want, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(a2[k], base[k] + 2 * (wa[k] - base[k]), rtol=1e-5, atol=1e-6)
 
     manifest = read_manifest(tmp_path / "soup")
     assert manifest.lora["r"] == 12 and manifest.objective == "all-targets"
@@ -115,10 +121,15 @@ def test_a_soup_of_two_trained_adapters_is_the_mean_of_their_deltas(
         (["{a}", "{b}", "--scale", "0"], "--scale must be in (0, 10]"),
         (["{a}", "{a}"], "named twice"),
         (["{a}", "{b}", "--weights", "1"], "--weights has 1 values for 2 adapters"),
-        (["{a}", "{b}", "--weights", "1,-1"], ">= 0 with a positive sum"),
+        (["{a}", "{b}", "--weights", "1,-1"], "finite, >= 0, with a positive sum"),
+        (["{a}", "{b}", "--weights", "nan,1"], "finite, >= 0, with a positive sum"),
+        (["{a}", "{abs_a}"], "named twice"),
         (["{a}", "{b}", "--weights", "1,x"], "could not convert"),
         (["{a}", "{tmp}/nothing"], "no manyicl.json"),
         (["{a}", "{other}"], "objective differs"),
+        (["{a}", "{other_base}"], "base model differs"),
+        (["{a}", "{rslora}"], "rsLoRA are not supported"),
+        (["{a}", "{corrupt}"], "manyicl-finetune soup: error:"),
     ],
 )
 def test_bad_soup_input_exits_with_a_reason(
@@ -126,15 +137,35 @@ def test_bad_soup_input_exits_with_a_reason(
 ):
     a = tmp_path_factory.getbasetemp() / "soup-member"
     if not (a / "manyicl.json").is_file():
-        _adapter(a, tiny_llama_dir, toy_mixture, seed=1, rank=4)
-    other = tmp_path / "other"
-    shutil.copytree(a, other)
-    manifest = json.loads((other / "manyicl.json").read_text())
-    (other / "manyicl.json").write_text(json.dumps({**manifest, "objective": "last-target"}))
-    names = {"a": a, "b": other, "other": other, "tmp": tmp_path}
+        _adapter(a, tiny_llama_dir, toy_mixture, seed=1, rank=4, alpha=8)
+    manifest = json.loads((a / "manyicl.json").read_text())
+    config = json.loads((a / "adapter_config.json").read_text())
+    base = {**manifest["base_model"], "fingerprint": "0" * 16}
+    names = {
+        "other": _edited(a, tmp_path / "other", "manyicl.json", manifest, objective="last-target"),
+        "other_base": _edited(a, tmp_path / "ob", "manyicl.json", manifest, base_model=base),
+        "rslora": _edited(a, tmp_path / "rs", "adapter_config.json", config, use_rslora=True),
+        "corrupt": _edited(a, tmp_path / "bad", "manyicl.json", manifest),
+    }
+    (names["corrupt"] / "adapter_model.safetensors").write_bytes(b"not a safetensors file")
+    names.update(a=a, abs_a=a.resolve(), b=names["other"], tmp=tmp_path)
     argv = ["soup", "--out", str(tmp_path / "soup")] + [x.format(**names) for x in args]
     with pytest.raises(SystemExit) as e:
         finetune_main(argv)
     assert e.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "soup" / "adapter_model.safetensors").exists()
+
+
+def test_out_may_not_be_a_member_however_it_is_spelled(tmp_path, capsys):
+    member = tmp_path / "a"
+    with pytest.raises(SystemExit):
+        finetune_main(["soup", "--out", str(member.resolve()), str(member), str(tmp_path / "b")])
+    assert "--out must not be one of the members" in capsys.readouterr().err
+
+
+def _edited(src: Path, dst: Path, name: str, data: dict, **changes) -> Path:
+    """A copy of adapter `src` whose JSON file `name` has `changes`."""
+    shutil.copytree(src, dst)
+    (dst / name).write_text(json.dumps({**data, **changes}))
+    return dst
