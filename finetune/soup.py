@@ -14,6 +14,7 @@ manyicl-finetune soup --out runs/a2 --scale 2 runs/a            # twice one adap
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import shutil
@@ -23,7 +24,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from manyicl.artifacts import sha256_file
 from manyicl.manifest import AdapterManifest, read_manifest, write_manifest
 
 if TYPE_CHECKING:  # torch is imported where it is used: `soup --help` stays fast
@@ -41,7 +41,9 @@ class SoupConfig:
     scale: float = 1.0  # times the mean delta: > 1 extrapolates (task arithmetic's lambda)
 
     def __post_init__(self) -> None:
-        if len(self.members) < 2 and self.scale == 1:
+        if not self.members:
+            raise ValueError("give at least one adapter")
+        if len(self.members) == 1 and self.scale == 1:
             raise ValueError("one adapter at --scale 1 is that adapter: give two or more")
         resolved = {p.resolve() for p in self.members}  # runs/a and /abs/runs/a are one
         if len(resolved) != len(self.members):
@@ -114,17 +116,19 @@ def _check_compatible(cfg: SoupConfig, manifests: list[AdapterManifest]) -> None
 
 def write_soup(cfg: SoupConfig) -> dict[str, float]:
     """Write the soup adapter to cfg.out; returns each member's weight by path. Every member
-    is read (and hashed) before anything is written."""
-    from safetensors.torch import load_file, save_file
+    is read (once: its bytes are both hashed and loaded) before anything is written."""
+    from safetensors.torch import load, save_file
 
     manifests = [read_manifest(p) for p in cfg.members]
     _check_compatible(cfg, manifests)
     weights = cfg.member_weights()
     configs = [_lora_config(p) for p in cfg.members]
     scales = [w * c["lora_alpha"] / c["r"] for w, c in zip(weights, configs, strict=True)]
-    factors = stack_deltas([load_file(p / WEIGHTS_FILE) for p in cfg.members], scales)
+    raw = [(p / WEIGHTS_FILE).read_bytes() for p in cfg.members]
+    factors = stack_deltas([load(data) for data in raw], scales)
     rank = sum(c["r"] for c in configs)
-    manifest = _soup_manifest(cfg, manifests, weights, rank)
+    hashes = [hashlib.sha256(data).hexdigest() for data in raw]
+    manifest = _soup_manifest(cfg, manifests, weights, hashes, rank)
     cfg.out.mkdir(parents=True, exist_ok=True)
     save_file(factors, cfg.out / WEIGHTS_FILE)
     config = {**configs[0], "r": rank, "lora_alpha": rank, "lora_dropout": 0.0}
@@ -137,7 +141,11 @@ def write_soup(cfg: SoupConfig) -> dict[str, float]:
 
 
 def _soup_manifest(
-    cfg: SoupConfig, manifests: list[AdapterManifest], weights: list[float], rank: int
+    cfg: SoupConfig,
+    manifests: list[AdapterManifest],
+    weights: list[float],
+    hashes: list[str],
+    rank: int,
 ) -> AdapterManifest:
     """The first member's manifest (base model, prompt format, objective: shared by all), with
     the soup's rank, its members (path, weights' sha256, weight, steps, tokens, seed, training
@@ -146,14 +154,14 @@ def _soup_manifest(
     members = [
         {
             "adapter": str(p),
-            "sha256": sha256_file(p / WEIGHTS_FILE),
+            "sha256": sha,
             "weight": w,
             "steps": m.steps,
             "tokens_trained": m.tokens_trained,
             "seed": m.seed,
             "training": m.training,
         }
-        for p, w, m in zip(cfg.members, weights, manifests, strict=True)
+        for p, w, sha, m in zip(cfg.members, weights, hashes, manifests, strict=True)
     ]
     first, norms = manifests[0], {m.loss_norm for m in manifests}
     return first.model_copy(

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from manyicl.artifacts import sha256_file
 from manyicl.finetune.cli import main as finetune_main
 from manyicl.finetune.config import FinetuneConfig
-from manyicl.finetune.soup import stack_deltas
+from manyicl.finetune.soup import SoupConfig, stack_deltas
 from manyicl.finetune.trainer import train
 from manyicl.manifest import read_manifest
 
@@ -111,6 +112,9 @@ def test_a_soup_of_two_trained_adapters_is_the_mean_of_their_deltas(
     assert manifest.lora["r"] == 12 and manifest.objective == "all-targets"
     members = manifest.training["soup"]
     assert [m["weight"] for m in members] == [1.125, 0.375]  # 1.5 x (3/4, 1/4)
+    assert [m["sha256"] for m in members] == [
+        sha256_file(p / "adapter_model.safetensors") for p in (a, b)
+    ]
     assert manifest.tokens_trained == sum(m["tokens_trained"] for m in members)
 
 
@@ -162,6 +166,11 @@ def test_out_may_not_be_a_member_however_it_is_spelled(tmp_path, capsys):
     with pytest.raises(SystemExit):
         finetune_main(["soup", "--out", str(member.resolve()), str(member), str(tmp_path / "b")])
     assert "--out must not be one of the members" in capsys.readouterr().err
+
+
+def test_a_soup_of_nothing_is_refused_from_python_too(tmp_path):
+    with pytest.raises(ValueError, match="at least one adapter"):
+        SoupConfig((), tmp_path / "soup")
 
 
 def _edited(src: Path, dst: Path, name: str, data: dict, **changes) -> Path:
