@@ -23,7 +23,11 @@ def load_tasks(spec: str) -> list:
     from manyicl.finetune.mixture import heldout_eval_tasks
     from manyicl.finetune.tasks import load_jsonl
 
-    names = heldout_eval_tasks() if spec == "heldout" else [s for s in spec.split(",") if s]
+    lists = {"heldout": "eval", "validation": "validation"}  # names of the mixture's lists
+    if spec in lists:
+        names = heldout_eval_tasks(key=lists[spec])
+    else:
+        names = [s for s in spec.split(",") if s]
     return [
         load_jsonl(Path(n))
         if n.endswith(".jsonl")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from pathlib import Path
 
 from manyicl.evaluate.report import GROUPS, compare, compare_table, plot, shots_order
@@ -50,11 +52,15 @@ def main(argv: list[str] | None = None) -> None:
         text = report(base, variants)
     except ValueError as e:
         raise SystemExit(f"manyicl-eval compare: {e}") from None
-    print(text)
-    if args.out:
+    if args.out:  # files first: a reader that leaves early (`| head`) must not lose them
         args.out.write_text(text)
     if args.plot:
         curves = {r["name"]: r["scores"] for r in [base, *variants]}
         for group in GROUPS:
             path = args.plot.with_name(f"{args.plot.stem}-{group}{args.plot.suffix}")
             plot(curves, path, f"held-out tasks ({group} labels)", group)
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:  # the reader closed the pipe: stop quietly, as `cat` would
+        # stdout's buffer would raise again when Python flushes it at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -45,8 +45,9 @@ class EvalConfig:
     )
     prompt_format: str = arg("plain or chat, without --adapter", default="plain")
     tasks: str = arg(
-        "'heldout' (the default mixture's [heldout] eval list) or a comma list of "
-        "bigbench:<task> names and .jsonl files",
+        "'heldout' (the default mixture's [heldout] eval list: report these), 'validation' "
+        "(its validation list, held out too: choose recipes, checkpoints and soups on these) "
+        "or a comma list of bigbench:<task> names and .jsonl files",
         default="heldout",
     )
     remap: str = arg(

@@ -12,8 +12,10 @@ mix_max_tasks = 6           # tasks per such sequence: 2..mix_max_tasks
 mix_max_input = 96          # their inputs' most tokens
 
 [heldout]                   # never trained on: evaluation only
-tasks = ["bigbench:intent_recognition"]
+tasks = ["bigbench:intent_recognition", "bigbench:navigate"]
 prefixes = ["bigbench:linguistic_mappings/"]   # whole source datasets
+eval = ["bigbench:intent_recognition"]         # `manyicl-eval --tasks heldout`: report these
+validation = ["bigbench:navigate"]             # `--tasks validation`: choose recipes on these
 
 [[task]]
 name = "bigbench:arithmetic/2_digit_addition"    # BIG-bench, from the registry archive
@@ -36,6 +38,7 @@ from manyicl.finetune import bigbench
 from manyicl.finetune.tasks import Task, TaskExample, load_hf_disk, load_jsonl
 
 DEFAULT_MIXTURE = Path(__file__).with_name("default_mixture.toml")
+HELDOUT_LISTS = ("eval", "validation", "forgetting")  # [heldout] lists of task names
 
 _SETTINGS = {
     "eval_examples": 32,
@@ -116,11 +119,12 @@ def load_mixture(path: Path, seed: int = 0, base_dir: Path | None = None) -> Mix
     _check_keys(settings, set(_SETTINGS), f"{path} [settings]")
     remapping = _remapping(settings, path)
     heldout = raw.get("heldout", {})
-    _check_keys(heldout, {"tasks", "prefixes", "eval", "forgetting"}, f"{path} [heldout]")
+    _check_keys(heldout, set(HELDOUT_LISTS) | {"tasks", "prefixes"}, f"{path} [heldout]")
     entries = raw.get("task", [])
     if not entries:
         raise MixtureError(f"mixture {path} lists no [[task]]")
     mixture = Mixture((), tuple(heldout.get("tasks", [])), tuple(heldout.get("prefixes", [])))
+    _check_heldout_lists(heldout, mixture, path)
     base = base_dir or path.parent
     tasks = tuple(_load_entry(e, mixture, settings, seed, base, path) for e in entries)
     names = [t.task.name for t in tasks]
@@ -151,8 +155,19 @@ def _remapping(settings: dict, path: Path) -> Remapping:
     return Remapping(float(prob), float(flip), max_labels, float(mix), mix_tasks, mix_input)
 
 
+def _check_heldout_lists(heldout: dict, mixture: Mixture, path: Path) -> None:
+    """Every listed task is held out (so never trained on), and no task is both reported
+    (eval) and used to choose among models (validation): choosing on it would bias the report."""
+    for key in HELDOUT_LISTS:
+        if trained := [n for n in heldout.get(key, []) if not mixture.is_heldout(n)]:
+            raise MixtureError(f"{path} [heldout] {key}: {trained} are not held out")
+    if both := set(heldout.get("eval", [])) & set(heldout.get("validation", [])):
+        raise MixtureError(f"{path} [heldout]: {sorted(both)} both in eval and validation")
+
+
 def heldout_eval_tasks(path: Path = DEFAULT_MIXTURE, key: str = "eval") -> list[str]:
-    """A `[heldout]` list of the mixture: `eval` (what `manyicl-eval` scores by default) or
+    """A `[heldout]` list of the mixture (HELDOUT_LISTS): `eval` (what `manyicl-eval` scores
+    by default), `validation` (held out too, to choose recipes, checkpoints and soups on) or
     `forgetting` (zero-shot general tasks)."""
     heldout = tomllib.loads(path.read_text()).get("heldout", {})
     return list(heldout.get(key, []))

@@ -5,10 +5,13 @@ Why exact and not averaged factors: a LoRA delta is s * B @ A, and the mean of p
 the product of means. Stacking the members' factors, A = [A_1; ...; A_n] (rank r_1+...+r_n)
 and B = [w_1 s_1 B_1, ..., w_n s_n B_n], gives B @ A = sum_i w_i s_i B_i @ A_i exactly; the
 soup's own scale is 1 (lora_alpha = r). Its rank is the members' sum: `manyicl-eval` and
-`manyicl-serve --merge-lora` fold it into the base, where rank costs nothing.
+`manyicl-serve --merge-lora` fold it into the base, where rank costs nothing. `--rank R`
+instead keeps each module's best rank-R approximation of the soup's delta (truncated SVD,
+Eckart-Young): an adapter vLLM serves unmerged at the cost of one member.
 
 manyicl-finetune soup --out runs/soup runs/a runs/b runs/c     # uniform weights
 manyicl-finetune soup --out runs/a2 --scale 2 runs/a            # twice one adapter's delta
+manyicl-finetune soup --out runs/s16 --rank 16 runs/a runs/b    # the soup, compressed to rank 16
 """
 
 from __future__ import annotations
@@ -39,12 +42,15 @@ class SoupConfig:
     out: Path
     weights: tuple[float, ...] | None = None  # None: 1/n each
     scale: float = 1.0  # times the mean delta: > 1 extrapolates (task arithmetic's lambda)
+    rank: int | None = None  # None: the members' ranks summed (exact); else truncated SVD
 
     def __post_init__(self) -> None:
         if not self.members:
             raise ValueError("give at least one adapter")
-        if len(self.members) == 1 and self.scale == 1:
+        if len(self.members) == 1 and self.scale == 1 and self.rank is None:
             raise ValueError("one adapter at --scale 1 is that adapter: give two or more")
+        if self.rank is not None and self.rank < 1:
+            raise ValueError("--rank must be >= 1")
         resolved = {p.resolve() for p in self.members}  # runs/a and /abs/runs/a are one
         if len(resolved) != len(self.members):
             raise ValueError("an adapter is named twice: give each member once (use --weights)")
@@ -89,6 +95,37 @@ def stack_deltas(
     return out
 
 
+def truncate_deltas(
+    factors: dict[str, torch.Tensor], rank: int
+) -> tuple[dict[str, torch.Tensor], list[float]]:
+    """Each module's delta B @ A replaced by its best rank-`rank` approximation, split evenly
+    (sqrt of the singular values) between new factors; with each module's share of the delta's
+    squared Frobenius norm that is kept. Zero-padded when a module's delta has lower rank."""
+    import torch
+
+    out: dict[str, torch.Tensor] = {}
+    kept = []
+    for key_a in sorted(k for k in factors if ".lora_A." in k):
+        key_b = key_a.replace(".lora_A.", ".lora_B.")
+        a, b = factors[key_a].double(), factors[key_b].double()  # (k, d_in), (d_out, k)
+        if not (a.isfinite().all() and b.isfinite().all()):
+            raise ValueError(f"{key_a}: weights are not finite; cannot truncate them")
+        # B @ A = qb (rb @ ra^T) qa^T: the SVD of a small (<= k x k) core, not of d_out x d_in
+        qb, rb = torch.linalg.qr(b)  # (d_out, m_b), (m_b, k)
+        qa, ra = torch.linalg.qr(a.T)  # (d_in, m_a), (m_a, k)
+        u, s, vh = torch.linalg.svd(rb @ ra.T, full_matrices=False)  # s: (min(m_b, m_a),)
+        n = min(rank, s.numel())
+        root = s[:n].sqrt()
+        new_b = torch.zeros(b.shape[0], rank, dtype=b.dtype)  # (d_out, rank)
+        new_a = torch.zeros(rank, a.shape[1], dtype=a.dtype)  # (rank, d_in)
+        new_b[:, :n] = qb @ u[:, :n] * root
+        new_a[:n] = root[:, None] * vh[:n] @ qa.T
+        out[key_a], out[key_b] = new_a.float(), new_b.float()
+        total = float((s**2).sum())
+        kept.append(float((s[:n] ** 2).sum()) / total if total > 0 else 1.0)
+    return out, kept
+
+
 def _lora_config(path: Path) -> dict[str, Any]:
     config = json.loads((path / CONFIG_FILE).read_text())
     if config.get("peft_type") != "LORA" or config.get("use_dora"):
@@ -127,8 +164,15 @@ def write_soup(cfg: SoupConfig) -> dict[str, float]:
     raw = [(p / WEIGHTS_FILE).read_bytes() for p in cfg.members]
     factors = stack_deltas([load(data) for data in raw], scales)
     rank = sum(c["r"] for c in configs)
+    svd: dict[str, float] = {}
+    if cfg.rank is not None:
+        if cfg.rank >= rank:
+            raise ValueError(f"--rank {cfg.rank} is not below the members' summed rank {rank}")
+        factors, kept = truncate_deltas(factors, cfg.rank)
+        svd = {"from_rank": rank, "energy_kept_mean": sum(kept) / len(kept)}
+        svd["energy_kept_min"], rank = min(kept), cfg.rank
     hashes = [hashlib.sha256(data).hexdigest() for data in raw]
-    manifest = _soup_manifest(cfg, manifests, weights, hashes, rank)
+    manifest = _soup_manifest(cfg, manifests, weights, hashes, rank, svd)
     cfg.out.mkdir(parents=True, exist_ok=True)
     save_file(factors, cfg.out / WEIGHTS_FILE)
     config = {**configs[0], "r": rank, "lora_alpha": rank, "lora_dropout": 0.0}
@@ -146,10 +190,12 @@ def _soup_manifest(
     weights: list[float],
     hashes: list[str],
     rank: int,
+    svd: dict[str, float],
 ) -> AdapterManifest:
     """The first member's manifest (base model, prompt format, objective: shared by all), with
     the soup's rank, its members (path, weights' sha256, weight, steps, tokens, seed, training
-    config) as `training`, and no metrics of its own. `seed` stays the first member's (the soup
+    config) and any SVD truncation (rank before, energy kept) as `training`, and no metrics of
+    its own. `seed` stays the first member's (the soup
     has none); `loss_norm` reads "mixed" when members differ."""
     members = [
         {
@@ -170,7 +216,7 @@ def _soup_manifest(
             "max_seq_len": max(m.max_seq_len for m in manifests),
             "loss_norm": norms.pop() if len(norms) == 1 else "mixed",
             "lora": {**first.lora, "r": rank, "lora_alpha": rank},
-            "training": {"soup": members},
+            "training": {"soup": members, **({"svd": svd} if svd else {})},
             "steps": sum(m.steps for m in manifests),
             "tokens_trained": sum(m.tokens_trained for m in manifests),
             "metrics": {},
@@ -183,7 +229,7 @@ def parse_soup_config(argv: list[str] | None = None) -> SoupConfig:
         prog="manyicl-finetune soup",
         description="Average several adapters of one base model into one adapter: its "
         "weight delta is the weighted mean of theirs, exactly (ranks add up); --scale "
-        "multiplies it (one adapter: its delta scaled).",
+        "multiplies it (one adapter: its delta scaled); --rank truncates it by SVD.",
     )
     parser.add_argument("members", nargs="+", type=Path, help="adapter folders")
     parser.add_argument("--out", type=Path, required=True, help="folder for the soup adapter")
@@ -196,10 +242,18 @@ def parse_soup_config(argv: list[str] | None = None) -> SoupConfig:
         default=1.0,
         help="multiply the mean delta by this; > 1 extrapolates along it (default: 1)",
     )
+    parser.add_argument(
+        "--rank",
+        type=int,
+        default=None,
+        help="keep each module's best rank-R approximation of the delta (truncated SVD; "
+        "default: exact, rank = the members' ranks summed; vLLM serves ranks up to 512 "
+        "unmerged, and its cost grows with rank)",
+    )
     args = parser.parse_args(argv)
     try:
         weights = None if args.weights is None else tuple(map(float, args.weights.split(",")))
-        return SoupConfig(tuple(args.members), args.out, weights, args.scale)
+        return SoupConfig(tuple(args.members), args.out, weights, args.scale, args.rank)
     except ValueError as e:
         parser.error(str(e))
         raise  # unreachable: parser.error exits
@@ -216,5 +270,12 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     for path, w in weights.items():
         print(f"{w:.3f}  {path}")
-    what = f"soup of {len(weights)} adapters" if len(weights) > 1 else "scaled adapter"
+    if svd := read_manifest(cfg.out).training.get("svd"):
+        print(
+            f"truncated from rank {svd['from_rank']} to {cfg.rank}: each module keeps "
+            f"{svd['energy_kept_mean']:.1%} of its delta's energy on average "
+            f"(least: {svd['energy_kept_min']:.1%})"
+        )
+    n = len(weights)
+    what = f"soup of {n} adapters" if n > 1 else "adapter" if cfg.scale == 1 else "scaled adapter"
     print(f"{what} written to {cfg.out}")

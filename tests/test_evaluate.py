@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from collections import Counter
 
 import numpy as np
@@ -188,6 +191,23 @@ def test_compare_reports_tasks_and_group_means():
     assert got[("mean, remapped", "4")].mean == pytest.approx(0.5)
     (row, row2) = aggregate(variant)
     assert row["task"] == "a" and row["score"] == 1.0 and row2["score"] == pytest.approx(0.5)
+
+
+def test_compare_into_a_closed_pipe_writes_its_report_and_stops_quietly(tmp_path):
+    for name, scores in (("base", [[0] * 20]), ("ours", [[1] * 20])):
+        result = {"name": name, "records": _records("a", scores), "scores": {}}
+        (tmp_path / f"{name}.json").write_text(json.dumps(result))
+    read, write = os.pipe()
+    os.close(read)  # like `| head` that has already left: every write fails with EPIPE
+    argv = ["compare", str(tmp_path / "base.json"), str(tmp_path / "ours.json")]
+    argv += ["--out", str(tmp_path / "cmp.md")]
+    code = "import sys; from manyicl.evaluate.cli import main; main(sys.argv[1:])"
+    done = subprocess.run(
+        [sys.executable, "-c", code, *argv], stdout=write, stderr=subprocess.PIPE, text=True
+    )
+    os.close(write)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert "ours minus base" in (tmp_path / "cmp.md").read_text()
 
 
 def _jsonl_tasks(tmp_path) -> str:

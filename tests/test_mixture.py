@@ -68,6 +68,12 @@ weight = 2
             "held out",
         ),
         ("[[task]]\nname = 'bigbench:no_such_task'", "no BIG-bench task"),
+        ("[heldout]\nvalidation = ['b']\n[[task]]\nname = 'a'", r"validation: \['b'\] are not"),
+        ("[heldout]\ntasks = ['c']\neval = ['b']\n[[task]]\nname = 'a'", r"eval: \['b'\] are not"),
+        (
+            "[heldout]\ntasks = ['b']\neval = ['b']\nvalidation = ['b']\n[[task]]\nname = 'a'",
+            "both in eval and validation",
+        ),
     ],
 )
 def test_bad_mixtures_fail_with_a_reason(tmp_path, body, message):
@@ -111,7 +117,7 @@ def test_default_mixture_is_real_big_bench_and_never_trains_on_heldout():
     assert not families & heldout_families  # a source dataset stays on one side
 
 
-@pytest.mark.parametrize("key", ["eval", "forgetting"])
+@pytest.mark.parametrize("key", ["eval", "validation", "forgetting"])
 def test_evaluation_lists_are_held_out(key):
     from manyicl.finetune.mixture import heldout_eval_tasks
 

@@ -14,7 +14,7 @@ import torch
 from manyicl.artifacts import sha256_file
 from manyicl.finetune.cli import main as finetune_main
 from manyicl.finetune.config import FinetuneConfig
-from manyicl.finetune.soup import SoupConfig, stack_deltas
+from manyicl.finetune.soup import SoupConfig, stack_deltas, truncate_deltas
 from manyicl.finetune.trainer import train
 from manyicl.manifest import read_manifest
 
@@ -63,6 +63,38 @@ def test_stacking_refuses_what_it_cannot_average(members, message):
         stack_deltas(members, [0.5, 0.5])
 
 
+# (A, B, rank kept, the delta B @ A after truncation, share of the squared norm kept)
+TRUNCATE_TABLE = [
+    # diag(3, 2, 1) to rank 1: the largest direction stays, 9 of 14 of the energy
+    (torch.eye(3), torch.diag(_t([3.0, 2.0, 1.0])), 1, torch.diag(_t([3.0, 0.0, 0.0])), 9 / 14),
+    # a rank-3 stack whose delta has rank 2 loses nothing at rank 2
+    (
+        _t([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]),
+        _t([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]]),
+        2,
+        _t([[1.0, 0.0], [0.0, 2.0]]),
+        1.0,
+    ),
+    # a 1-row delta has rank 1: rank 2 is zero-padded, still exact
+    (_t([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), _t([[1.0, 1.0, 1.0]]), 2, _t([[2.0, 2.0]]), 1.0),
+    # a zero delta stays zero
+    (torch.zeros(3, 2), torch.zeros(2, 3), 1, torch.zeros(2, 2), 1.0),
+]
+
+
+@pytest.mark.parametrize("a,b,rank,delta,kept", TRUNCATE_TABLE)
+def test_truncation_keeps_the_best_low_rank_delta(a, b, rank, delta, kept):
+    out, shares = truncate_deltas({A: a, B: b}, rank)
+    assert out[A].shape == (rank, a.shape[1]) and out[B].shape == (b.shape[0], rank)
+    torch.testing.assert_close(out[B] @ out[A], delta)
+    assert shares == [pytest.approx(kept)]
+
+
+def test_truncation_refuses_non_finite_weights():
+    with pytest.raises(ValueError, match="not finite"):
+        truncate_deltas({A: _t([[float("nan")]]), B: _t([[1.0]])}, 1)
+
+
 def _adapter(out: Path, model: str, mixture: str, seed: int, rank: int, alpha: int) -> Path:
     train(
         FinetuneConfig(
@@ -96,10 +128,12 @@ def test_a_soup_of_two_trained_adapters_is_the_mean_of_their_deltas(
     assert "soup of 2 adapters" in capsys.readouterr().out
     finetune_main(["soup", "--out", str(tmp_path / "a2"), str(a), "--scale", "2"])
     assert "scaled adapter written" in capsys.readouterr().out
+    finetune_main(["soup", "--out", str(tmp_path / "s5"), *args, "--rank", "5"])
+    assert "truncated from rank 12 to 5" in capsys.readouterr().out
 
     base = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32).state_dict()
-    wa, wb, soup, a2 = (
-        _merged(tiny_llama_dir, p) for p in (a, b, tmp_path / "soup", tmp_path / "a2")
+    wa, wb, soup, a2, s5 = (
+        _merged(tiny_llama_dir, tmp_path / p) for p in ("a", "b", "soup", "a2", "s5")
     )
     moved = [k for k in base if not torch.equal(wa[k], base[k])]
     assert moved and all(not torch.equal(wb[k], base[k]) for k in moved)  # both trained
@@ -107,6 +141,10 @@ def test_a_soup_of_two_trained_adapters_is_the_mean_of_their_deltas(
         want = base[k] + 1.5 * (0.75 * (wa[k] - base[k]) + 0.25 * (wb[k] - base[k]))
         torch.testing.assert_close(soup[k], want, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(a2[k], base[k] + 2 * (wa[k] - base[k]), rtol=1e-5, atol=1e-6)
+    for k in moved:  # the rank-5 soup adds the best rank-5 approximation of the soup's delta
+        u, s, vh = torch.linalg.svd((soup[k] - base[k]).double(), full_matrices=False)
+        best = (u[:, :5] * s[:5] @ vh[:5]).float()
+        torch.testing.assert_close(s5[k] - base[k], best, rtol=1e-4, atol=1e-5)
 
     manifest = read_manifest(tmp_path / "soup")
     assert manifest.lora["r"] == 12 and manifest.objective == "all-targets"
@@ -116,6 +154,9 @@ def test_a_soup_of_two_trained_adapters_is_the_mean_of_their_deltas(
         sha256_file(p / "adapter_model.safetensors") for p in (a, b)
     ]
     assert manifest.tokens_trained == sum(m["tokens_trained"] for m in members)
+    compressed = read_manifest(tmp_path / "s5")
+    assert compressed.lora["r"] == 5 and compressed.training["svd"]["from_rank"] == 12
+    assert 0 < compressed.training["svd"]["energy_kept_min"] < 1
 
 
 @pytest.mark.parametrize(
@@ -134,6 +175,9 @@ def test_a_soup_of_two_trained_adapters_is_the_mean_of_their_deltas(
         (["{a}", "{other_base}"], "base model differs"),
         (["{a}", "{rslora}"], "rsLoRA are not supported"),
         (["{a}", "{corrupt}"], "manyicl-finetune soup: error:"),
+        (["{a}", "{b}", "--rank", "0"], "--rank must be >= 1"),
+        (["{a}", "{twin}", "--rank", "8"], "--rank 8 is not below the members' summed rank 8"),
+        (["{a}", "--rank", "4"], "--rank 4 is not below the members' summed rank 4"),
     ],
 )
 def test_bad_soup_input_exits_with_a_reason(
@@ -150,6 +194,7 @@ def test_bad_soup_input_exits_with_a_reason(
         "other_base": _edited(a, tmp_path / "ob", "manyicl.json", manifest, base_model=base),
         "rslora": _edited(a, tmp_path / "rs", "adapter_config.json", config, use_rslora=True),
         "corrupt": _edited(a, tmp_path / "bad", "manyicl.json", manifest),
+        "twin": _edited(a, tmp_path / "twin", "manyicl.json", manifest),
     }
     (names["corrupt"] / "adapter_model.safetensors").write_bytes(b"not a safetensors file")
     names.update(a=a, abs_a=a.resolve(), b=names["other"], tmp=tmp_path)
