@@ -96,16 +96,18 @@ def stack_deltas(
 
 
 def truncate_deltas(
-    factors: dict[str, torch.Tensor], rank: int
+    factors: dict[str, torch.Tensor], rank: int, progress: bool = False
 ) -> tuple[dict[str, torch.Tensor], list[float]]:
     """Each module's delta B @ A replaced by its best rank-`rank` approximation, split evenly
     (sqrt of the singular values) between new factors; with each module's share of the delta's
     squared Frobenius norm that is kept. Zero-padded when a module's delta has lower rank."""
     import torch
+    from tqdm import tqdm
 
     out: dict[str, torch.Tensor] = {}
     kept = []
-    for key_a in sorted(k for k in factors if ".lora_A." in k):
+    keys = sorted(k for k in factors if ".lora_A." in k)
+    for key_a in tqdm(keys, desc="truncating", unit="module", disable=not progress):
         key_b = key_a.replace(".lora_A.", ".lora_B.")
         a, b = factors[key_a].double(), factors[key_b].double()  # (k, d_in), (d_out, k)
         if not (a.isfinite().all() and b.isfinite().all()):
@@ -168,7 +170,7 @@ def write_soup(cfg: SoupConfig) -> dict[str, float]:
     if cfg.rank is not None:
         if cfg.rank >= rank:
             raise ValueError(f"--rank {cfg.rank} is not below the members' summed rank {rank}")
-        factors, kept = truncate_deltas(factors, cfg.rank)
+        factors, kept = truncate_deltas(factors, cfg.rank, progress=True)
         svd = {"from_rank": rank, "energy_kept_mean": sum(kept) / len(kept)}
         svd["energy_kept_min"], rank = min(kept), cfg.rank
     hashes = [hashlib.sha256(data).hexdigest() for data in raw]
@@ -195,8 +197,8 @@ def _soup_manifest(
     """The first member's manifest (base model, prompt format, objective: shared by all), with
     the soup's rank, its members (path, weights' sha256, weight, steps, tokens, seed, training
     config) and any SVD truncation (rank before, energy kept) as `training`, and no metrics of
-    its own. `seed` stays the first member's (the soup
-    has none); `loss_norm` reads "mixed" when members differ."""
+    its own. `seed` stays the first member's (the soup has none); `loss_norm` reads "mixed"
+    when members differ."""
     members = [
         {
             "adapter": str(p),
