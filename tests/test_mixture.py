@@ -128,3 +128,12 @@ def test_evaluation_lists_are_held_out(key):
     assert names and not set(names) & trained
     for name in names:
         assert name in heldout["tasks"] or name.startswith(tuple(heldout["prefixes"]))
+
+
+@pytest.mark.parametrize("spec,key", [("heldout", "eval"), ("validation", "validation")])
+def test_manyicl_eval_tasks_names_resolve_to_the_mixture_lists(spec, key):
+    from manyicl.evaluate.cli import load_tasks
+    from manyicl.finetune.mixture import heldout_eval_tasks
+
+    names = [t.name for t in load_tasks(spec)]
+    assert names and names == heldout_eval_tasks(key=key)
