@@ -153,26 +153,28 @@ def _check_compatible(cfg: SoupConfig, manifests: list[AdapterManifest]) -> None
                 raise ValueError(f"{path}: its {what} differs from {cfg.members[0]}'s")
 
 
-def write_soup(cfg: SoupConfig) -> dict[str, float]:
-    """Write the soup adapter to cfg.out; returns each member's weight by path. Every member
-    is read (once: its bytes are both hashed and loaded) before anything is written."""
+def write_soup(cfg: SoupConfig) -> AdapterManifest:
+    """Write the soup adapter to cfg.out; returns its manifest (members and weights in
+    `training["soup"]`). Every member is read (once: its bytes are both hashed and loaded)
+    before anything is written."""
     from safetensors.torch import load, save_file
 
     manifests = [read_manifest(p) for p in cfg.members]
     _check_compatible(cfg, manifests)
     weights = cfg.member_weights()
     configs = [_lora_config(p) for p in cfg.members]
+    rank = sum(c["r"] for c in configs)
+    if cfg.rank is not None and cfg.rank >= rank:  # refused before any weights are read
+        raise ValueError(f"--rank {cfg.rank} is not below the members' summed rank {rank}")
     scales = [w * c["lora_alpha"] / c["r"] for w, c in zip(weights, configs, strict=True)]
     raw = [(p / WEIGHTS_FILE).read_bytes() for p in cfg.members]
     factors = stack_deltas([load(data) for data in raw], scales)
-    rank = sum(c["r"] for c in configs)
     svd: dict[str, float] = {}
     if cfg.rank is not None:
-        if cfg.rank >= rank:
-            raise ValueError(f"--rank {cfg.rank} is not below the members' summed rank {rank}")
         factors, kept = truncate_deltas(factors, cfg.rank, progress=True)
         svd = {"from_rank": rank, "energy_kept_mean": sum(kept) / len(kept)}
-        svd["energy_kept_min"], rank = min(kept), cfg.rank
+        svd["energy_kept_min"] = min(kept)
+        rank = cfg.rank
     hashes = [hashlib.sha256(data).hexdigest() for data in raw]
     manifest = _soup_manifest(cfg, manifests, weights, hashes, rank, svd)
     cfg.out.mkdir(parents=True, exist_ok=True)
@@ -183,7 +185,7 @@ def write_soup(cfg: SoupConfig) -> dict[str, float]:
     readme = cfg.members[0] / "README.md"
     if readme.is_file():  # the model card peft writes: keeps the folder self-describing
         shutil.copyfile(readme, cfg.out / "README.md")
-    return {str(p): w for p, w in zip(cfg.members, weights, strict=True)}
+    return manifest
 
 
 def _soup_manifest(
@@ -266,18 +268,19 @@ def main(argv: list[str] | None = None) -> None:
 
     cfg = parse_soup_config(argv)
     try:
-        weights = write_soup(cfg)
+        manifest = write_soup(cfg)
     except (OSError, ValueError, SafetensorError) as e:  # OSError: missing files, --out a file
         print(f"manyicl-finetune soup: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    for path, w in weights.items():
-        print(f"{w:.3f}  {path}")
-    if svd := read_manifest(cfg.out).training.get("svd"):
+    members = manifest.training["soup"]
+    for m in members:
+        print(f"{m['weight']:.3f}  {m['adapter']}")
+    if svd := manifest.training.get("svd"):
         print(
             f"truncated from rank {svd['from_rank']} to {cfg.rank}: each module keeps "
             f"{svd['energy_kept_mean']:.1%} of its delta's energy on average "
             f"(least: {svd['energy_kept_min']:.1%})"
         )
-    n = len(weights)
+    n = len(members)
     what = f"soup of {n} adapters" if n > 1 else "adapter" if cfg.scale == 1 else "scaled adapter"
     print(f"{what} written to {cfg.out}")
