@@ -8,7 +8,8 @@ evaluation checkpoint and resume themselves):
      included) with equal token budgets: the real tokens of --steps all-targets steps;
   2. `manyicl-eval` the base model, every variant and any --also adapter on the held-out tasks
      and their label-remapped copies, every model on the same examples and demonstrations;
-  3. forgetting: zero-shot scores on general tasks;
+  3. the validation tasks (held out, never reported: where variants and checkpoints are
+     chosen), then forgetting: zero-shot scores on general tasks;
   4. with --scaling, the score-vs-shots sweep up to the model's context;
 then docs/RESULTS.md: the goals, paired differences from the base and from last-target with
 bootstrap intervals, tables and plots. --publish ships the all-targets adapter only if it met
@@ -112,6 +113,13 @@ def evaluate(name: str, adapter: Path | None, out: Path, args, **overrides) -> d
     return run_eval(cfg)
 
 
+def side_stage(key: str, models: dict, args, **overrides) -> dict:
+    """Every model on another task list (validation, forgetting), under --runs/<key>/."""
+    return {
+        n: evaluate(n, a, args.runs / key / slug(n), args, **overrides) for n, a in models.items()
+    }
+
+
 def publish(adapter: Path, eval_dir: Path, dest: Path, model: str) -> None:
     """Ship `adapter` as the package's default: weights cast to bf16 (half the bytes), the
     manifest naming its base by registry name, its eval table, and `finetune.json`, with which
@@ -162,9 +170,14 @@ def parse_args() -> argparse.Namespace:
     add("--seed", type=int, default=0)
     add("--eval-args", default="", help="extra manyicl-eval flags for every evaluation")
     add(
+        "--validation",
+        help="held-out tasks scored for choosing between variants, never reported as the "
+        "result (default: the --mixture's [heldout] validation list; '' skips them)",
+    )
+    add(
         "--forgetting",
-        default=",".join(heldout_eval_tasks(key="forgetting")),
-        help="zero-shot general tasks for the forgetting check",
+        help="zero-shot general tasks for the forgetting check (default: the --mixture's "
+        "[heldout] forgetting list; '' skips them)",
     )
     add(
         "--variants",
@@ -174,7 +187,11 @@ def parse_args() -> argparse.Namespace:
     add("--also", action="append", default=[], help="NAME=ADAPTER: evaluate an existing adapter")
     add("--scaling", action="store_true", help="also the --preset scaling sweep of every model")
     add("--publish", action="store_true", help=f"ship {OURS} to {DEFAULT_ADAPTER} if it wins")
-    return parser.parse_args()
+    args = parser.parse_args()
+    for key in ("validation", "forgetting"):
+        if getattr(args, key) is None:
+            setattr(args, key, ",".join(heldout_eval_tasks(args.mixture, key)))
+    return args
 
 
 def main() -> None:
@@ -185,16 +202,15 @@ def main() -> None:
     adapters = {n: train_variant(VARIANTS[n], args.runs / "train" / slug(n), args) for n in chosen}
     extra = dict(a.split("=", 1) for a in args.also)
     models = {BASE: None, **adapters, **{n: Path(p) for n, p in extra.items()}}
-    stages: dict[str, dict] = {"eval": {}, "forgetting": {}, "scaling": {}}
+    stages: dict[str, dict] = {"eval": {}, "validation": {}, "forgetting": {}, "scaling": {}}
     for name, adapter in models.items():  # each stage rewrites the doc: a partial run is kept
         stages["eval"][name] = evaluate(name, adapter, args.runs / "eval" / slug(name), args)
         write_results(args, stages, adapters)
-    for name, adapter in models.items():
-        if args.forgetting:
-            out = args.runs / "forgetting" / slug(name)
-            stages["forgetting"][name] = evaluate(
-                name, adapter, out, args, tasks=args.forgetting, shots="0", remap=""
-            )
+    if args.validation:
+        stages["validation"] = side_stage("validation", models, args, tasks=args.validation)
+    if args.forgetting:
+        zero_shot = {"tasks": args.forgetting, "shots": "0", "remap": ""}
+        stages["forgetting"] = side_stage("forgetting", models, args, **zero_shot)
     write_results(args, stages, adapters)
     for name, adapter in models.items() if args.scaling else ():
         out = args.runs / "scaling" / slug(name)

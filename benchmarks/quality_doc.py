@@ -105,6 +105,15 @@ def differences(results: dict, base: str) -> list[str]:
     return lines
 
 
+def side_section(title: str, results: dict, groups: tuple[str, ...]) -> list[str]:
+    """Means per label group, then paired differences from the base, under `title`."""
+    lines = [title, ""]
+    for group in groups:
+        caption = [f"Mean score, {group} labels:", ""] if len(groups) > 1 else []
+        lines += [*caption, *means_table(results, group)]
+    return [*lines, *differences(results, BASE)]
+
+
 def training_table(adapters: dict) -> list[str]:
     lines = [
         "| variant | steps | tokens trained | final train loss | eval loss* |",
@@ -185,11 +194,11 @@ def write_results(args, stages: dict, adapters: dict) -> None:
         for name, res in ev.items():
             lines += [f"### {name}", "", table(res["scores"])]
     if stages["forgetting"]:
-        lines += ["## Forgetting: zero-shot general tasks", ""]
-        lines += [
-            *means_table(stages["forgetting"], "natural"),
-            *differences(stages["forgetting"], BASE),
-        ]
+        title = "## Forgetting: zero-shot general tasks"
+        lines += side_section(title, stages["forgetting"], ("natural",))
+    if stages.get("validation"):
+        title = "## Validation tasks: for choosing a variant, not its result"
+        lines += side_section(title, stages["validation"], ("natural", "remapped"))
     if stages["scaling"]:
         figure = figures / f"{args.out.stem.lower()}-scaling.png"
         curves = {n: r["scores"] for n, r in stages["scaling"].items()}

@@ -4,6 +4,8 @@ that a reference never run is reported as not measured (and unmet), never droppe
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
 N = 100  # examples per cell
@@ -61,3 +63,30 @@ def test_goals(quality_doc, name, ours, ref, zero_shot, met):
 
 def test_goals_need_the_base_and_the_candidate(quality_doc):
     assert quality_doc.goals({"eval": {quality_doc.BASE: BASE}, "forgetting": {}}) == []
+
+
+def test_results_doc_has_the_validation_section(quality_doc, tmp_path):
+    """The validation stage gets its own section, means per label group and paired
+    differences from the base, after the evaluation's; the goals never read it."""
+    from manyicl.evaluate.report import aggregate
+
+    def result(natural: int, remapped: int) -> dict:
+        rows = model(natural, remapped)["records"]
+        return {"records": rows, "scores": aggregate(rows)}
+
+    args = argparse.Namespace(
+        out=tmp_path / "RESULTS.md", model="default", mixture=tmp_path / "m.toml",
+        mix_prob=None, steps=1, grad_accum=1, max_seq_len=64, lr=1e-3, schedule="cosine",
+        lora_r=4,
+    )  # fmt: skip
+    ev = {quality_doc.BASE: result(40, 30), quality_doc.OURS: result(45, 45)}
+    val = {quality_doc.BASE: result(50, 20), quality_doc.OURS: result(60, 15)}
+    stages = {"eval": ev, "validation": val, "forgetting": {}, "scaling": {}}
+    quality_doc.write_results(args, stages, {})
+    doc = args.out.read_text()
+    section = doc[doc.index("## Validation tasks") :]
+    assert "Mean score, natural labels" in section and "Mean score, remapped labels" in section
+    assert "| all-targets FT (ManyICL) | 0.600 |" in section  # its natural mean at max shots
+    assert "+0.100" in section and "-0.050" in section  # paired: 60 vs 50, 15 vs 20 of 100
+    assert "+0.050" in doc[: doc.index("## Validation tasks")]  # the eval's: 45 vs 40
+    assert quality_doc.goals(stages) == quality_doc.goals({**stages, "validation": {}})
