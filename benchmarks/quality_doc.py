@@ -196,7 +196,7 @@ def write_results(args, stages: dict, adapters: dict) -> None:
     if stages["forgetting"]:
         title = "## Forgetting: zero-shot general tasks"
         lines += side_section(title, stages["forgetting"], ("natural",))
-    if stages.get("validation"):
+    if stages["validation"]:
         title = "## Validation tasks: for choosing a variant, not its result"
         lines += side_section(title, stages["validation"], ("natural", "remapped"))
     if stages["scaling"]:
