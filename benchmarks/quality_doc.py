@@ -153,11 +153,9 @@ def _mixing(args) -> str:
     return f" with {args.mix_prob:.0%} of sequences task-identification sequences"
 
 
-def write_results(args, stages: dict, adapters: dict) -> None:
-    ev = stages["eval"]
-    figures = args.out.parent / "results"
-    figures.mkdir(parents=True, exist_ok=True)
-    lines = [
+def _header(args) -> list[str]:
+    """The title, where the figures come from, and what every variant was trained on."""
+    return [
         "# Quality: many-shot in-context learning on held-out tasks",
         "",
         f"Command: `{command()}`  ",
@@ -173,18 +171,18 @@ def write_results(args, stages: dict, adapters: dict) -> None:
         "first, the others by exact match or ROUGE-L. Differences are paired by example, with "
         "95 % bootstrap intervals; **bold** marks a significant difference.",
         "",
-        "## Shipping goals, for the candidate adapter",
-        "",
-        *goals_table(stages),
     ]
-    if adapters:
-        lines += ["## Training", "", *training_table(adapters)]
+
+
+def _heldout_sections(ev: dict, figures: Path, stem: str) -> list[str]:
+    """Means and plots per label group, paired differences, and every model's per-task table."""
+    lines = []
     for group in ("natural", "remapped"):
-        figure = figures / f"{args.out.stem.lower()}-{group}.png"
+        figure = figures / f"{stem}-{group}.png"
         if ev:
             plot({n: r["scores"] for n, r in ev.items()}, figure, f"held-out, {group}", group)
             lines += [f"## Mean held-out score, {group} labels", "", *means_table(ev, group)]
-            lines += [f"![{group}]({figure.relative_to(args.out.parent)})", ""]
+            lines += [f"![{group}]({figure.relative_to(figures.parent)})", ""]
     lines += ["## Paired differences from the base", "", *differences(ev, BASE)]
     if REFERENCE in ev and OURS in ev:
         lines += ["## Paired differences from last-target FT", ""]
@@ -193,6 +191,39 @@ def write_results(args, stages: dict, adapters: dict) -> None:
         lines += ["## Per task", ""]
         for name, res in ev.items():
             lines += [f"### {name}", "", table(res["scores"])]
+    return lines
+
+
+def _scaling_section(scaling: dict, figures: Path, stem: str) -> list[str]:
+    figure = figures / f"{stem}-scaling.png"
+    plot(
+        {n: r["scores"] for n, r in scaling.items()},
+        figure,
+        "score vs shots, up to the full context",
+        "natural",
+    )
+    return [
+        "## Scaling with shots, up to the full context",
+        "",
+        *means_table(scaling, "natural"),
+        f"![scaling]({figure.relative_to(figures.parent)})",
+        "",
+    ]
+
+
+def write_results(args, stages: dict, adapters: dict) -> None:
+    """docs/RESULTS.md: the goals first, then every stage that ran, then the kept analysis."""
+    figures, stem = args.out.parent / "results", args.out.stem.lower()
+    figures.mkdir(parents=True, exist_ok=True)
+    lines = [
+        *_header(args),
+        "## Shipping goals, for the candidate adapter",
+        "",
+        *goals_table(stages),
+    ]
+    if adapters:
+        lines += ["## Training", "", *training_table(adapters)]
+    lines += _heldout_sections(stages["eval"], figures, stem)
     if stages["forgetting"]:
         title = "## Forgetting: zero-shot general tasks"
         lines += side_section(title, stages["forgetting"], ("natural",))
@@ -200,17 +231,8 @@ def write_results(args, stages: dict, adapters: dict) -> None:
         title = "## Validation tasks: for choosing a variant, not its result"
         lines += side_section(title, stages["validation"], ("natural", "remapped"))
     if stages["scaling"]:
-        figure = figures / f"{args.out.stem.lower()}-scaling.png"
-        curves = {n: r["scores"] for n, r in stages["scaling"].items()}
-        plot(curves, figure, "score vs shots, up to the full context", "natural")
-        lines += [
-            "## Scaling with shots, up to the full context",
-            "",
-            *means_table(stages["scaling"], "natural"),
-            f"![scaling]({figure.relative_to(args.out.parent)})",
-            "",
-        ]
-    lines += _timing(ev)
+        lines += _scaling_section(stages["scaling"], figures, stem)
+    lines += _timing(stages["eval"])
     args.out.write_text("\n".join([*lines, *_kept_analysis(args.out)]) + "\n")
 
 
