@@ -37,7 +37,14 @@ from manyicl.finetune.objectives import Objective
 from manyicl.finetune.sequences import SequenceStream, StepPlanner, plan_length
 from manyicl.finetune.setup import prepare
 from manyicl.finetune.trainer import train
-from manyicl.manifest import DEFAULT_ADAPTER, model_fingerprint, read_manifest, write_manifest
+from manyicl.manifest import (
+    CONFIG_FILE,
+    DEFAULT_ADAPTER,
+    WEIGHTS_FILE,
+    model_fingerprint,
+    read_manifest,
+    write_manifest,
+)
 from manyicl.models import registry_name, resolve_model
 
 VARIANTS = {
@@ -127,13 +134,13 @@ def publish(adapter: Path, eval_dir: Path, dest: Path, model: str) -> None:
     from safetensors.torch import load_file, save_file
 
     dest.mkdir(parents=True, exist_ok=True)
-    weights = load_file(adapter / "adapter_model.safetensors")
+    weights = load_file(adapter / WEIGHTS_FILE)
     save_file(
         {k: v.to(torch.bfloat16) for k, v in weights.items()},
-        dest / "adapter_model.safetensors",
+        dest / WEIGHTS_FILE,
         metadata={"format": "pt"},
     )
-    shutil.copy(adapter / "adapter_config.json", dest / "adapter_config.json")
+    shutil.copy(adapter / CONFIG_FILE, dest / CONFIG_FILE)
     manifest = read_manifest(adapter)
     base_path = resolve_model(model)
     if base_path != manifest.base_model.path:

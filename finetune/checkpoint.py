@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from manyicl.manifest import AdapterManifest, write_manifest
+from manyicl.manifest import WEIGHTS_FILE, AdapterManifest, write_manifest
 
 _STATE = "trainer_state.pt"
 
@@ -82,7 +82,7 @@ def load_adapter_weights(folder: Path, model) -> None:
     from safetensors.torch import load_file
 
     try:
-        result = set_peft_model_state_dict(model, load_file(folder / "adapter_model.safetensors"))
+        result = set_peft_model_state_dict(model, load_file(folder / WEIGHTS_FILE))
     except RuntimeError as e:  # a tensor of another shape (another rank)
         raise ValueError(f"adapter {folder} does not match this model: {e}") from e
     if unexpected := getattr(result, "unexpected_keys", []):

@@ -14,7 +14,7 @@ from manyicl.finetune.mixing import MIN_INPUTS, family, short_inputs
 from manyicl.finetune.mixture import MixtureError, Remapping, load_mixture
 from manyicl.finetune.sequences import TrainSequence, eval_sequences
 from manyicl.finetune.tokenized import TokenizedTask, tokenize_tasks
-from manyicl.manifest import MANIFEST_FILE
+from manyicl.manifest import CONFIG_FILE, MANIFEST_FILE
 from manyicl.models import resolve_model
 from manyicl.prompting import HFTokenizer, PromptFormat, get_format
 
@@ -96,7 +96,7 @@ def _check_init_adapter(cfg: FinetuneConfig) -> None:
     if cfg.init_adapter is None:
         return
     try:
-        saved = json.loads((cfg.init_adapter / "adapter_config.json").read_text())
+        saved = json.loads((cfg.init_adapter / CONFIG_FILE).read_text())
     except (OSError, ValueError) as e:
         raise FinetuneError(f"--init-adapter {cfg.init_adapter}: no adapter there ({e})") from e
     want = {"r": cfg.lora_r, "lora_alpha": cfg.lora_alpha}

@@ -27,13 +27,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from manyicl.manifest import AdapterManifest, read_manifest, write_manifest
+from manyicl.manifest import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    AdapterManifest,
+    read_manifest,
+    write_manifest,
+)
 
 if TYPE_CHECKING:  # torch is imported where it is used: `soup --help` stays fast
     import torch
-
-WEIGHTS_FILE = "adapter_model.safetensors"
-CONFIG_FILE = "adapter_config.json"
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,9 @@ from manyicl.artifacts import sha256_file
 from manyicl.prompting import PromptFormat
 
 MANIFEST_FILE = "manyicl.json"
+# PEFT's file names for an adapter's weights and LoRA config, next to the manifest
+WEIGHTS_FILE = "adapter_model.safetensors"
+CONFIG_FILE = "adapter_config.json"
 # The adapter shipped with the package (trained by benchmarks/quality.py, see docs/RESULTS.md):
 # what `manyicl-serve` serves on the default model when given no --adapter and no --model.
 DEFAULT_ADAPTER = Path(__file__).parent / "adapters" / "smollm2-135m-manyicl"
@@ -55,7 +58,7 @@ class AdapterManifest(BaseModel):
     def adapter_name(self, adapter_dir: Path) -> str:
         """A name that changes whenever the weights change: vLLM keys its prefix cache by
         adapter name, so two different adapters must never share one."""
-        weights = adapter_dir / "adapter_model.safetensors"
+        weights = adapter_dir / WEIGHTS_FILE
         return f"manyicl-{sha256_file(weights)[:12]}"
 
 
