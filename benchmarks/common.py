@@ -7,6 +7,7 @@ import platform
 import shlex
 import sys
 from datetime import date
+from pathlib import Path
 
 
 def machine() -> str:
@@ -26,3 +27,12 @@ def today() -> str:
 def command() -> str:
     """This process's command line, quoted so that it can be pasted back into a shell."""
     return "python " + shlex.join(sys.argv)
+
+
+def kept_section(doc: Path, heading: str) -> list[str]:
+    """The hand-written part of an earlier `doc`, from the first line `heading` to its end, kept
+    when a benchmark rewrites the doc: the tables are the script's, the reading of them is ours."""
+    if not doc.is_file():
+        return []
+    lines = doc.read_text().rstrip("\n").split("\n")
+    return lines[lines.index(heading) :] if heading in lines else []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common import command, machine, today
+from common import command, kept_section, machine, today
 
 from manyicl.evaluate.report import (
     compare,
@@ -233,14 +233,4 @@ def write_results(args, stages: dict, adapters: dict) -> None:
     if stages["scaling"]:
         lines += _scaling_section(stages["scaling"], figures, stem)
     lines += _timing(stages["eval"])
-    args.out.write_text("\n".join([*lines, *_kept_analysis(args.out)]) + "\n")
-
-
-def _kept_analysis(doc: Path) -> list[str]:
-    """The hand-written `## Analysis` section (the last one) of an earlier `doc`, kept on
-    regeneration: the tables are the script's, the reading of them is ours."""
-    if not doc.is_file():
-        return []
-    text = doc.read_text()
-    start = text.find(ANALYSIS)
-    return [] if start < 0 else text[start:].rstrip("\n").split("\n")
+    args.out.write_text("\n".join([*lines, *kept_section(args.out, ANALYSIS)]) + "\n")

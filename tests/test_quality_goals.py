@@ -32,6 +32,14 @@ def model(natural: int, remapped: int) -> dict:
     return records({("t", "max"): natural, ("t~words", "max"): remapped})
 
 
+def result(natural: int, remapped: int) -> dict:
+    """model() with the per-cell score table an evaluation stage also returns."""
+    from manyicl.evaluate.report import aggregate
+
+    rows = model(natural, remapped)["records"]
+    return {"records": rows, "scores": aggregate(rows)}
+
+
 BASE, REF = model(40, 30), model(45, 40)
 CASES = [
     # (name, candidate's (natural, remapped) correct, reference or None, forgetting
@@ -68,12 +76,6 @@ def test_goals_need_the_base_and_the_candidate(quality_doc):
 def test_results_doc_has_the_validation_section(quality_doc, tmp_path):
     """The validation stage gets its own section, means per label group and paired
     differences from the base, after the evaluation's; the goals never read it."""
-    from manyicl.evaluate.report import aggregate
-
-    def result(natural: int, remapped: int) -> dict:
-        rows = model(natural, remapped)["records"]
-        return {"records": rows, "scores": aggregate(rows)}
-
     args = argparse.Namespace(
         out=tmp_path / "RESULTS.md", model="default", mixture=tmp_path / "m.toml",
         mix_prob=None, steps=1, grad_accum=1, max_seq_len=64, lr=1e-3, schedule="cosine",
@@ -90,3 +92,39 @@ def test_results_doc_has_the_validation_section(quality_doc, tmp_path):
     assert "+0.100" in section and "-0.050" in section  # paired: 60 vs 50, 15 vs 20 of 100
     assert "+0.050" in doc[: doc.index("## Validation tasks")]  # the eval's: 45 vs 40
     assert quality_doc.goals(stages) == quality_doc.goals({**stages, "validation": {}})
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        (None, []),  # no earlier doc
+        ("# T\n\n| a |\n", []),  # no hand-written part
+        (
+            "# T\n## Analysis\nours\n\n## Older\nmore\n\n",
+            ["## Analysis", "ours", "", "## Older", "more"],
+        ),
+        ("# T\nsee ## Analysis below\n", []),  # only a heading line starts it
+    ],
+)
+def test_kept_section(benchmark_module, tmp_path, text, kept):
+    doc = tmp_path / "DOC.md"
+    if text is not None:
+        doc.write_text(text)
+    assert benchmark_module("common").kept_section(doc, "## Analysis") == kept
+
+
+def test_regenerating_the_results_doc_keeps_the_analysis(quality_doc, tmp_path):
+    """The tables are rewritten from the records; the hand-written analysis below them stays."""
+    args = argparse.Namespace(
+        out=tmp_path / "RESULTS.md", model="default", mixture=tmp_path / "m.toml",
+        mix_prob=None, steps=1, grad_accum=1, max_seq_len=64, lr=1e-3, schedule="cosine",
+        lora_r=4,
+    )  # fmt: skip
+    stages = {"eval": {}, "validation": {}, "forgetting": {}, "scaling": {}}
+    quality_doc.write_results(args, stages, {})
+    args.out.write_text(args.out.read_text() + "\n## Analysis\n\nWhat we read in them.\n")
+    stages["eval"] = {quality_doc.BASE: result(40, 30), quality_doc.OURS: result(45, 45)}
+    quality_doc.write_results(args, stages, {})
+    doc = args.out.read_text()
+    assert doc.count("## Analysis") == 1 and doc.endswith("## Analysis\n\nWhat we read in them.\n")
+    assert "+0.050" in doc[: doc.index("## Analysis")]  # the new records' paired difference
