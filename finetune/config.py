@@ -192,6 +192,12 @@ class FinetuneConfig:
         return ShotRange.parse(self.shots)
 
     @property
+    def effective_loss_norm(self) -> LossNorm:
+        """The normalisation training uses: DrICL's objective is defined per answer, so it
+        overrides --loss-norm; the manifest records this one, not the flag."""
+        return LossNorm.ANSWER if self.objective is Objective.DRICL else self.loss_norm
+
+    @property
     def lora(self) -> dict[str, Any]:
         targets = self.lora_targets
         return {

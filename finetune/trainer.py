@@ -35,7 +35,7 @@ from manyicl.finetune.modeling import (
     resolve_precision,
     wrap_ddp,
 )
-from manyicl.finetune.objectives import LossNorm, Objective
+from manyicl.finetune.objectives import Objective
 from manyicl.finetune.sequences import (
     SequenceStream,
     StepPlanner,
@@ -165,7 +165,7 @@ class _Loop:
             ).to(env.device)
             for plans in micro_batches
         ]
-        norm = LossNorm.ANSWER if cfg.objective is Objective.DRICL else cfg.loss_norm
+        norm = cfg.effective_loss_norm
         total = env.all_sum(sum(loss_count(b, cfg.objective, norm) for b in batches))
         dricl = DriclParams(cfg.dricl_alpha, cfg.dricl_gamma, cfg.dricl_window)
         step_loss = 0.0
@@ -268,7 +268,7 @@ def _manifest(cfg: FinetuneConfig, setup: Setup, c: dict, metrics: dict) -> Adap
         ),
         prompt_format=setup.fmt,
         objective=str(cfg.objective),
-        loss_norm=str(cfg.loss_norm),
+        loss_norm=str(cfg.effective_loss_norm),
         max_seq_len=setup.max_seq_len,
         lora=cfg.lora,
         training=cfg.to_json(),

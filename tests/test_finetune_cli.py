@@ -165,3 +165,23 @@ def test_bad_config_file_exits_with_a_reason(tmp_path, content):
     saved.write_text(content)
     proc = _run(["--config", str(saved), "--out", str(tmp_path / "out")], timeout=120)
     assert proc.returncode == 2 and "--config" in proc.stderr, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("objective", "flag", "used"),
+    [
+        ("all-targets", "token", "token"),
+        ("all-targets", "answer", "answer"),
+        ("last-target", "token", "token"),
+        ("dricl", "token", "answer"),  # DrICL's loss is per answer whatever the flag says
+        ("dricl", "answer", "answer"),
+    ],
+)
+def test_effective_loss_norm(objective, flag, used):
+    from manyicl.finetune.config import FinetuneConfig
+    from manyicl.finetune.objectives import LossNorm, Objective
+
+    cfg = FinetuneConfig(
+        out=Path("unused"), objective=Objective(objective), loss_norm=LossNorm(flag)
+    )
+    assert cfg.effective_loss_norm is LossNorm(used)
