@@ -74,13 +74,13 @@ def configure(model, checkpointing: bool, dropout: float) -> None:
                 module.lora_dropout[name] = layer
 
 
-def loss_of(variant: str, model, seq, pad_id: int):
-    """(mean loss, supervised answers) of one sequence under `variant`."""
+def loss_of(spec: Variant, model, seq, pad_id: int):
+    """(mean loss, supervised answers, tokens) of one sequence under `spec`."""
     from manyicl.finetune.batching import collate, loss_sum
     from manyicl.finetune.losses import DriclParams, token_loss_sum
     from manyicl.finetune.objectives import IGNORE, LossNorm, Objective
 
-    objective, full_logits = VARIANTS[variant].objective, VARIANTS[variant].full_logits
+    objective = spec.objective
     labelled = Objective.ALL_TARGETS if objective == "causal-lm" else Objective(objective)
     batch = collate([seq], labelled, pad_id)
     if objective == "causal-lm":  # every real token is a target
@@ -88,7 +88,7 @@ def loss_of(variant: str, model, seq, pad_id: int):
         logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
         loss = token_loss_sum(logits, labels) / int((labels[:, 1:] != IGNORE).sum())
         return loss, len(seq.prompt.examples), batch.n_tokens
-    if full_logits and objective != "dricl":
+    if spec.full_logits and objective != "dricl":
         logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
         loss = token_loss_sum(logits, batch.labels)
     else:
@@ -134,7 +134,7 @@ def run(rounds: int, max_seq_len: int, mixture: Path) -> dict[str, list[tuple[fl
             configure(model, spec.checkpointing, spec.dropout)
             started = time.perf_counter()
             with precisions[spec.dtype].autocast(env.device):
-                loss, answers, tokens = loss_of(variant, model, seq, setup.pad_id)
+                loss, answers, tokens = loss_of(spec, model, seq, setup.pad_id)
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)

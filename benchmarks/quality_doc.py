@@ -177,12 +177,11 @@ def _header(args) -> list[str]:
 def _heldout_sections(ev: dict, figures: Path, stem: str) -> list[str]:
     """Means and plots per label group, paired differences, and every model's per-task table."""
     lines = []
-    for group in ("natural", "remapped"):
+    for group in ("natural", "remapped") if ev else ():
         figure = figures / f"{stem}-{group}.png"
-        if ev:
-            plot({n: r["scores"] for n, r in ev.items()}, figure, f"held-out, {group}", group)
-            lines += [f"## Mean held-out score, {group} labels", "", *means_table(ev, group)]
-            lines += [f"![{group}]({figure.relative_to(figures.parent)})", ""]
+        plot({n: r["scores"] for n, r in ev.items()}, figure, f"held-out, {group}", group)
+        lines += [f"## Mean held-out score, {group} labels", "", *means_table(ev, group)]
+        lines += [f"![{group}]({figure.relative_to(figures.parent)})", ""]
     lines += ["## Paired differences from the base", "", *differences(ev, BASE)]
     if REFERENCE in ev and OURS in ev:
         lines += ["## Paired differences from last-target FT", ""]

@@ -40,6 +40,15 @@ def result(natural: int, remapped: int) -> dict:
     return {"records": rows, "scores": aggregate(rows)}
 
 
+def doc_args(tmp_path) -> argparse.Namespace:
+    """The arguments of benchmarks/quality.py that write_results reads, for a doc in tmp_path."""
+    return argparse.Namespace(
+        out=tmp_path / "RESULTS.md", model="default", mixture=tmp_path / "m.toml",
+        mix_prob=None, steps=1, grad_accum=1, max_seq_len=64, lr=1e-3, schedule="cosine",
+        lora_r=4,
+    )  # fmt: skip
+
+
 BASE, REF = model(40, 30), model(45, 40)
 CASES = [
     # (name, candidate's (natural, remapped) correct, reference or None, forgetting
@@ -76,11 +85,7 @@ def test_goals_need_the_base_and_the_candidate(quality_doc):
 def test_results_doc_has_the_validation_section(quality_doc, tmp_path):
     """The validation stage gets its own section, means per label group and paired
     differences from the base, after the evaluation's; the goals never read it."""
-    args = argparse.Namespace(
-        out=tmp_path / "RESULTS.md", model="default", mixture=tmp_path / "m.toml",
-        mix_prob=None, steps=1, grad_accum=1, max_seq_len=64, lr=1e-3, schedule="cosine",
-        lora_r=4,
-    )  # fmt: skip
+    args = doc_args(tmp_path)
     ev = {quality_doc.BASE: result(40, 30), quality_doc.OURS: result(45, 45)}
     val = {quality_doc.BASE: result(50, 20), quality_doc.OURS: result(60, 15)}
     stages = {"eval": ev, "validation": val, "forgetting": {}, "scaling": {}}
@@ -115,11 +120,7 @@ def test_kept_section(benchmark_module, tmp_path, text, kept):
 
 def test_regenerating_the_results_doc_keeps_the_analysis(quality_doc, tmp_path):
     """The tables are rewritten from the records; the hand-written analysis below them stays."""
-    args = argparse.Namespace(
-        out=tmp_path / "RESULTS.md", model="default", mixture=tmp_path / "m.toml",
-        mix_prob=None, steps=1, grad_accum=1, max_seq_len=64, lr=1e-3, schedule="cosine",
-        lora_r=4,
-    )  # fmt: skip
+    args = doc_args(tmp_path)
     stages = {"eval": {}, "validation": {}, "forgetting": {}, "scaling": {}}
     quality_doc.write_results(args, stages, {})
     args.out.write_text(args.out.read_text() + "\n## Analysis\n\nWhat we read in them.\n")
