@@ -207,7 +207,7 @@ def run_soak(args, common: list[str]) -> dict:
         server.stop()
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--adapter", type=Path, required=True, help="adapter to serve")
     parser.add_argument("--out", type=Path, default=Path("docs/BENCHMARKS.md"))
@@ -239,7 +239,11 @@ def main() -> None:
     parser.add_argument(
         "--replot", action="store_true", help="only redraw the plots from the saved --runs"
     )
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
     if args.replot:
         write_doc(load_results(args), args, "", None, plots_only=True)
         return

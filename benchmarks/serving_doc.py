@@ -125,7 +125,26 @@ def write_doc(
     doc_dir = args.out.parent
     plots = doc_dir / "bench" / args.out.stem
     plots.mkdir(parents=True, exist_ok=True)
-    lines = [
+    lines = header(args, command)
+    for wname in args.workloads:
+        lines += workload_section(wname, results, plots, doc_dir)
+    if "fit-2k-c1" in args.workloads:
+        lines += shots_section(results, plots, doc_dir)
+    if soak_report:
+        lines += soak_section(soak_report, args)
+    if not plots_only:
+        args.out.write_text("\n".join(lines) + "\n")
+
+
+def header(args, command: str) -> list[str]:
+    """Title, command, machine, date and the setup every workload shares."""
+    workloads = "; ".join(
+        f"{n}: {w.num_sets} x {w.block_tokens} x {w.queries_per_set}, c{w.concurrency}"
+        for n, w in WORKLOADS.items()
+        if n in args.workloads
+    )
+    weights = "LoRA kernels at run time" if args.lora_runtime else "merged into the weights"
+    return [
         "# Serving benchmarks",
         "",
         f"Command: `{command}`  ",
@@ -133,35 +152,21 @@ def write_doc(
         f"Date: {today()}",
         "",
         f"Setup: default model (SmolLM2-135M-Instruct) + LoRA adapter `{args.adapter}` "
-        f"({'LoRA kernels at run time' if args.lora_runtime else 'merged into the weights'}), "
+        f"({weights}), "
         f"every server eager (`--enforce-eager`), KV cache {args.kv_cache_tokens} float32 "
         "tokens (twice as many in bf16), "
         f"--max-model-len {args.max_model_len}; greedy, {WORKLOADS['fit-2k-c1'].max_tokens}"
         " generated tokens per request, every request streamed. Workloads (demo sets x "
-        "tokens per block x queries per set, concurrency): "
-        + "; ".join(
-            f"{n}: {w.num_sets} x {w.block_tokens} x {w.queries_per_set}, c{w.concurrency}"
-            for n, w in WORKLOADS.items()
-            if n in args.workloads
-        )
-        + ".",
+        f"tokens per block x queries per set, concurrency): {workloads}.",
         "",
     ]
-    for wname in args.workloads:
-        lines += workload_section(wname, results, plots, doc_dir)
-    if "fit-2k-c1" in args.workloads:
-        shots = plots / "fit-2k-c1.ttft_vs_shots.png"
-        plot_ttft_vs_shots(
-            {
-                v: r["reports"]["fit-2k-c1"]
-                for v, r in results.items()
-                if "fit-2k-c1" in r["reports"]
-            },
-            shots,
-            "TTFT vs shots, fit-2k-c1",
-        )
-        lines += [f"![TTFT vs shots]({shots.relative_to(doc_dir)})", ""]
-    if soak_report:
-        lines += soak_section(soak_report, args)
-    if not plots_only:
-        args.out.write_text("\n".join(lines) + "\n")
+
+
+def shots_section(results: dict, plots: Path, doc_dir: Path) -> list[str]:
+    """TTFT against shots on fit-2k-c1, one line per variant that ran it."""
+    shots = plots / "fit-2k-c1.ttft_vs_shots.png"
+    reports = {
+        v: r["reports"]["fit-2k-c1"] for v, r in results.items() if "fit-2k-c1" in r["reports"]
+    }
+    plot_ttft_vs_shots(reports, shots, "TTFT vs shots, fit-2k-c1")
+    return [f"![TTFT vs shots]({shots.relative_to(doc_dir)})", ""]
