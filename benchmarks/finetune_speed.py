@@ -97,13 +97,28 @@ def loss_of(spec: Variant, model, seq, pad_id: int):
     return loss / count, int(batch.n_answers.sum()), batch.n_tokens
 
 
+def lora_models(cfg, model_path: Path, device) -> dict[str, tuple]:
+    """{target modules: (float32 LoRA model, its AdamW)}, one per set the variants use."""
+    import torch
+
+    from manyicl.finetune.modeling import load_lora_model
+
+    out = {}
+    for targets in sorted({v.targets for v in VARIANTS.values()}):
+        lora = replace(cfg, lora_targets=targets).lora
+        model = load_lora_model(model_path, torch.float32, device, lora, False)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        out[targets] = model, torch.optim.AdamW(trainable, lr=1e-4)
+    return out
+
+
 def run(rounds: int, max_seq_len: int, mixture: Path) -> dict[str, list[tuple[float, float]]]:
     """{variant: [(tokens/s, answers/s) per timed round]}; round 0 warms up and is dropped."""
     import torch
 
     from manyicl.cpu import cpu_flags, has_native_bf16
     from manyicl.finetune.config import FinetuneConfig
-    from manyicl.finetune.modeling import DistEnv, load_lora_model, resolve_precision
+    from manyicl.finetune.modeling import DistEnv, resolve_precision
     from manyicl.finetune.sequences import SequenceStream, materialise
     from manyicl.finetune.setup import prepare
 
@@ -117,12 +132,7 @@ def run(rounds: int, max_seq_len: int, mixture: Path) -> dict[str, list[tuple[fl
     torch.manual_seed(0)
     native = has_native_bf16(cpu_flags())
     precisions = {d: resolve_precision(d, env.device, native) for d in ("float32", "auto")}
-    models, opts = {}, {}  # one LoRA model and optimizer per set of target modules
-    for targets in sorted({v.targets for v in VARIANTS.values()}):
-        lora = replace(cfg, lora_targets=targets).lora
-        models[targets] = load_lora_model(setup.model_path, torch.float32, env.device, lora, False)
-        trainable = [p for p in models[targets].parameters() if p.requires_grad]
-        opts[targets] = torch.optim.AdamW(trainable, lr=1e-4)
+    models = lora_models(cfg, setup.model_path, env.device)
     stream = SequenceStream(setup.tasks, setup.max_seq_len, cfg.shot_range, 0, setup.remapping)
     names, timings = list(VARIANTS), {v: [] for v in VARIANTS}
     for rnd in range(rounds + 1):
@@ -130,7 +140,7 @@ def run(rounds: int, max_seq_len: int, mixture: Path) -> dict[str, list[tuple[fl
         for k in range(len(names)):
             variant = names[(rnd + k) % len(names)]  # rotate who goes first
             spec = VARIANTS[variant]
-            model, opt = models[spec.targets], opts[spec.targets]
+            model, opt = models[spec.targets]
             configure(model, spec.checkpointing, spec.dropout)
             started = time.perf_counter()
             with precisions[spec.dtype].autocast(env.device):
@@ -207,9 +217,14 @@ def main() -> None:
     args = parser.parse_args()
     text = table(run(args.steps, args.max_seq_len, args.mixture), args)
     print(text)
-    if args.out:  # the hand-written reading below the table is kept
-        kept = kept_section(args.out, READING)
-        args.out.write_text(text + ("\n" + "\n".join(kept) + "\n" if kept else ""))
+    if args.out:
+        write_doc(args.out, text)
+
+
+def write_doc(out: Path, text: str) -> None:
+    """`text` (the measured table) replaces the doc's, the hand-written reading below it stays."""
+    kept = kept_section(out, READING)
+    out.write_text(text + ("\n" + "\n".join(kept) + "\n" if kept else ""))
 
 
 if __name__ == "__main__":
