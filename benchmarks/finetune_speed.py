@@ -76,7 +76,7 @@ def configure(model, checkpointing: bool, dropout: float) -> None:
 
 def loss_of(spec: Variant, model, seq, pad_id: int):
     """(mean loss, supervised answers, tokens) of one sequence under `spec`."""
-    from manyicl.finetune.batching import collate, loss_sum
+    from manyicl.finetune.batching import collate, loss_count, loss_sum
     from manyicl.finetune.losses import DriclParams, token_loss_sum
     from manyicl.finetune.objectives import IGNORE, LossNorm, Objective
 
@@ -93,7 +93,7 @@ def loss_of(spec: Variant, model, seq, pad_id: int):
         loss = token_loss_sum(logits, batch.labels)
     else:
         loss = loss_sum(model, batch, Objective(objective), LossNorm.TOKEN, DriclParams())
-    count = 1 if objective == "dricl" else max(1, batch.n_supervised)
+    count = max(1, loss_count(batch, Objective(objective), LossNorm.TOKEN))  # as training does
     return loss / count, int(batch.n_answers.sum()), batch.n_tokens
 
 

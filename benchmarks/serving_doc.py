@@ -152,9 +152,8 @@ def header(args, command: str) -> list[str]:
         f"Date: {today()}",
         "",
         f"Setup: default model (SmolLM2-135M-Instruct) + LoRA adapter `{args.adapter}` "
-        f"({weights}), "
-        f"every server eager (`--enforce-eager`), KV cache {args.kv_cache_tokens} float32 "
-        "tokens (twice as many in bf16), "
+        f"({weights}), every server eager (`--enforce-eager`), KV cache "
+        f"{args.kv_cache_tokens} float32 tokens (twice as many in bf16), "
         f"--max-model-len {args.max_model_len}; greedy, {WORKLOADS['fit-2k-c1'].max_tokens}"
         " generated tokens per request, every request streamed. Workloads (demo sets x "
         f"tokens per block x queries per set, concurrency): {workloads}.",
