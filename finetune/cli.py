@@ -3,6 +3,7 @@
 manyicl-finetune --out out/                       # default model and mixture
 torchrun --nproc-per-node 2 -m manyicl.finetune.cli --out out/   # data parallel
 manyicl-finetune soup --out out/ a/ b/ c/          # the mean of several adapters' deltas
+manyicl-finetune learnability --out scores.json    # each task's many-shot gain under the base
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ def main(argv: list[str] | None = None) -> None:
         from manyicl.finetune.soup import main as soup_main
 
         return soup_main(argv[1:])
+    if argv[:1] == ["learnability"]:
+        from manyicl.finetune.learnability import main as learnability_main
+
+        return learnability_main(argv[1:])
     cfg = parse_config(argv)
     from manyicl.finetune.setup import FinetuneError
     from manyicl.finetune.trainer import train  # torch import after --help

@@ -250,7 +250,8 @@ def parse_config(argv: list[str] | None = None) -> FinetuneConfig:
         "mixture. Writes a PEFT adapter plus manyicl.json (base model, prompt format, config, "
         "metrics) to --out; the server reads both. Multi-process: torchrun --nproc-per-node N "
         "-m manyicl.finetune.cli ...  Averaging trained adapters into one: "
-        "manyicl-finetune soup --help.",
+        "manyicl-finetune soup --help. Each task's many-shot gain under the base model, to "
+        "choose a mixture: manyicl-finetune learnability --help.",
     )
     parser.add_argument(
         "--config",

@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/make_mixture.py            # rewrites finetune/default_mixture.toml
     .venv/bin/python scripts/make_mixture.py --labelled-only --out labelled.toml
+    .venv/bin/python scripts/make_mixture.py --scores s.json --min-gain 0.1 --out learn.toml
 
 Everything above the GENERATED marker in the file (settings, held-out tasks) is kept; the
 `[[task]]` list below it is rewritten. A task qualifies when it loads (JSON, not programmatic),
@@ -10,7 +11,9 @@ output) is at most MAX_CHARS characters, so a 2K-token sequence holds many shots
 1/sqrt(tasks in its family) (the family is the first part of the name: `multiemo/...`): every
 task is drawn, but a family of 68 subtasks weighs about 8 tasks, not 68. `--labelled-only`
 keeps only the classification tasks (outputs from a small label set, the ones symbol tuning
-remaps), the same settings and held-out split, written to `--out`.
+remaps), the same settings and held-out split, written to `--out`. `--scores` (the JSON of
+`manyicl-finetune learnability`) keeps only the tasks whose many-shot gain under the base model
+is at least `--min-gain` (a task without a measured gain is left out), the same way.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections import Counter
 from pathlib import Path
 
 from manyicl.finetune import bigbench
+from manyicl.finetune.learnability import at_least, read_scores
 from manyicl.finetune.mixture import DEFAULT_MIXTURE, Remapping
 from manyicl.finetune.remap import label_set
 
@@ -60,14 +64,29 @@ def task_names(settings: dict, heldout: dict, labelled_only: bool) -> list[str]:
     return names
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--labelled-only", action="store_true", help="classification tasks only")
+    parser.add_argument("--scores", type=Path, help="manyicl-finetune learnability's JSON")
+    parser.add_argument("--min-gain", type=float, help="with --scores: the least gain kept")
     parser.add_argument("--out", type=Path, default=DEFAULT_MIXTURE, help="file to write")
     args = parser.parse_args()
+    if (args.scores is None) != (args.min_gain is None):
+        parser.error("--scores and --min-gain go together")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     head = DEFAULT_MIXTURE.read_text().split(MARKER)[0].rstrip() + "\n\n"
     raw = tomllib.loads(head)
     names = task_names(raw.get("settings", {}), raw.get("heldout", {}), args.labelled_only)
+    if args.scores:
+        try:
+            keep = at_least(read_scores(args.scores), args.min_gain)
+        except ValueError as e:
+            raise SystemExit(f"make_mixture: --scores {e}") from e
+        names = [n for n in names if f"bigbench:{n}" in keep]
     family = Counter(n.split("/")[0] for n in names)
     lines = [MARKER, f"# {len(names)} tasks in {len(family)} families", ""]
     for n in names:
@@ -76,6 +95,9 @@ def main() -> None:
     if args.labelled_only:
         note = "# The default mixture's classification tasks only"
         head = f"{note} (scripts/make_mixture.py --labelled-only).\n{head}"
+    if args.scores:
+        note = f"# Tasks whose many-shot gain in {args.scores} is >= {args.min_gain}"
+        head = f"{note} (scripts/make_mixture.py --scores).\n{head}"
     args.out.write_text(head + "\n".join(lines) + "\n")
     print(f"{args.out}: {len(names)} tasks in {len(family)} families")
 
