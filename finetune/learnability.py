@@ -89,12 +89,8 @@ def at_least(scores: dict[str, dict], min_gain: float) -> set[str]:
 
 def score(cfg: LearnabilityConfig) -> dict[str, dict]:
     """Every mixture task's record, scored by the base model."""
-    import torch
     from tqdm import tqdm
 
-    from manyicl.finetune.batching import collate, supervised_logits
-    from manyicl.finetune.losses import per_answer_mean, token_nll
-    from manyicl.finetune.objectives import Objective
     from manyicl.finetune.sequences import ShotRange, eval_sequences
 
     tasks, pad_id, model, precision = _load(cfg)
@@ -104,20 +100,29 @@ def score(cfg: LearnabilityConfig) -> dict[str, dict]:
         packed = eval_sequences(
             [replace(task, eval=task.train)], cfg.max_seq_len, ShotRange(1, None), cfg.sequences
         )
-        per_sequence = []
-        for seq in packed:
-            batch = collate([seq], Objective.ALL_TARGETS, pad_id)
-            with torch.no_grad(), precision.autocast(torch.device("cpu")):
-                logits, keep = supervised_logits(model, batch)
-            nll = token_nll(logits, batch.labels, keep)  # (1, T)
-            means = per_answer_mean(nll, batch.answer_idx, int(batch.n_answers[0]))  # (1, K)
-            per_sequence.append(means[0].tolist())
+        per_sequence = [answer_nlls(model, precision, seq, pad_id) for seq in packed]
         out[task.name] = task_score(per_sequence, cfg.few)
     return out
 
 
+def answer_nlls(model, precision, seq, pad_id: int) -> list[float]:
+    """The mean token NLL of each answer of one sequence, in order."""
+    import torch
+
+    from manyicl.finetune.batching import collate, supervised_logits
+    from manyicl.finetune.losses import per_answer_mean, token_nll
+    from manyicl.finetune.objectives import Objective
+
+    batch = collate([seq], Objective.ALL_TARGETS, pad_id).to(model.device)
+    with torch.no_grad(), precision.autocast(model.device):
+        logits, keep = supervised_logits(model, batch)  # (1, K, V), (K,)
+    nll = token_nll(logits, batch.labels, keep)  # (1, T)
+    return per_answer_mean(nll, batch.answer_idx, int(batch.n_answers[0]))[0].tolist()
+
+
 def _load(cfg: LearnabilityConfig):
-    """The mixture's tasks, tokenised with natural labels; the pad id; the base model."""
+    """The mixture's tasks, tokenised with natural labels; the pad id; the base model (on the
+    GPU when there is one)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -135,9 +140,10 @@ def _load(cfg: LearnabilityConfig):
     mixture = load_mixture(cfg.mixture, cfg.seed)
     tasks = tokenize_tasks(mixture.tasks, fmt, HFTokenizer(hf_tok), cfg.max_seq_len)
     pad_id = hf_tok.pad_token_id if hf_tok.pad_token_id is not None else hf_tok.eos_token_id
-    precision = resolve_precision(cfg.dtype, torch.device("cpu"), has_native_bf16(cpu_flags()))
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=precision.weights).eval()
-    return tasks, pad_id or 0, model, precision
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    precision = resolve_precision(cfg.dtype, device, has_native_bf16(cpu_flags()))
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=precision.weights)
+    return tasks, pad_id or 0, model.to(device).eval(), precision
 
 
 def main(argv: list[str] | None = None) -> None:
