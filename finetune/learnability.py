@@ -11,6 +11,7 @@ The first answer (no demonstration) is left out: it mostly measures the format.
 
 manyicl-finetune learnability --out runs/learnability.json          # every task of the mixture
 python scripts/make_mixture.py --scores runs/learnability.json --min-gain 0.1 --out learnable.toml
+python scripts/make_mixture.py --scores runs/learnability.json --below 0.1 --out the_rest.toml
 """
 
 from __future__ import annotations
@@ -82,9 +83,12 @@ def read_scores(path: Path) -> dict[str, dict]:
         raise ValueError(f"{path}: not a file of manyicl-finetune learnability ({e})") from e
 
 
-def at_least(scores: dict[str, dict], min_gain: float) -> set[str]:
-    """Names of the tasks whose gain is >= min_gain (a task without a measured gain is not)."""
-    return {name for name, s in scores.items() if s["gain"] is not None and s["gain"] >= min_gain}
+def split_at(scores: dict[str, dict], bar: float) -> tuple[set[str], set[str]]:
+    """(tasks whose gain is >= bar, tasks whose gain is below it); a task without a measured
+    gain is in neither."""
+    measured = {name: s["gain"] for name, s in scores.items() if s["gain"] is not None}
+    above = {name for name, gain in measured.items() if gain >= bar}
+    return above, set(measured) - above
 
 
 def score(cfg: LearnabilityConfig) -> dict[str, dict]:

@@ -3,6 +3,7 @@
     .venv/bin/python scripts/make_mixture.py            # rewrites finetune/default_mixture.toml
     .venv/bin/python scripts/make_mixture.py --labelled-only --out labelled.toml
     .venv/bin/python scripts/make_mixture.py --scores s.json --min-gain 0.1 --out learn.toml
+    .venv/bin/python scripts/make_mixture.py --scores s.json --below 0.1 --out rest.toml
 
 Everything above the GENERATED marker in the file (settings, held-out tasks) is kept; the
 `[[task]]` list below it is rewritten. A task qualifies when it loads (JSON, not programmatic),
@@ -13,7 +14,8 @@ task is drawn, but a family of 68 subtasks weighs about 8 tasks, not 68. `--labe
 keeps only the classification tasks (outputs from a small label set, the ones symbol tuning
 remaps), the same settings and held-out split, written to `--out`. `--scores` (the JSON of
 `manyicl-finetune learnability`) keeps only the tasks whose many-shot gain under the base model
-is at least `--min-gain` (a task without a measured gain is left out), the same way.
+is at least `--min-gain`, or with `--below` those under it (a task without a measured gain
+is left out either way), the same way.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections import Counter
 from pathlib import Path
 
 from manyicl.finetune import bigbench
-from manyicl.finetune.learnability import at_least, read_scores
+from manyicl.finetune.learnability import read_scores, split_at
 from manyicl.finetune.mixture import DEFAULT_MIXTURE, Remapping
 from manyicl.finetune.remap import label_set
 
@@ -64,15 +66,28 @@ def task_names(settings: dict, heldout: dict, labelled_only: bool) -> list[str]:
     return names
 
 
+def by_gain(names: list[str], args: argparse.Namespace) -> list[str]:
+    """The names on the asked side of the bar in the --scores file."""
+    try:
+        scores = read_scores(args.scores)
+    except ValueError as e:
+        raise SystemExit(f"make_mixture: --scores {e}") from e
+    above, below = split_at(scores, args.below if args.min_gain is None else args.min_gain)
+    keep = below if args.min_gain is None else above
+    return [n for n in names if f"bigbench:{n}" in keep]
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--labelled-only", action="store_true", help="classification tasks only")
     parser.add_argument("--scores", type=Path, help="manyicl-finetune learnability's JSON")
-    parser.add_argument("--min-gain", type=float, help="with --scores: the least gain kept")
+    bar = parser.add_mutually_exclusive_group()
+    bar.add_argument("--min-gain", type=float, help="with --scores: keep gains >= this")
+    bar.add_argument("--below", type=float, help="with --scores: keep gains < this instead")
     parser.add_argument("--out", type=Path, default=DEFAULT_MIXTURE, help="file to write")
     args = parser.parse_args()
-    if (args.scores is None) != (args.min_gain is None):
-        parser.error("--scores and --min-gain go together")
+    if (args.scores is None) != (args.min_gain is None and args.below is None):
+        parser.error("--scores goes with one of --min-gain and --below")
     return args
 
 
@@ -82,11 +97,7 @@ def main() -> None:
     raw = tomllib.loads(head)
     names = task_names(raw.get("settings", {}), raw.get("heldout", {}), args.labelled_only)
     if args.scores:
-        try:
-            keep = at_least(read_scores(args.scores), args.min_gain)
-        except ValueError as e:
-            raise SystemExit(f"make_mixture: --scores {e}") from e
-        names = [n for n in names if f"bigbench:{n}" in keep]
+        names = by_gain(names, args)
     family = Counter(n.split("/")[0] for n in names)
     lines = [MARKER, f"# {len(names)} tasks in {len(family)} families", ""]
     for n in names:
@@ -96,7 +107,8 @@ def main() -> None:
         note = "# The default mixture's classification tasks only"
         head = f"{note} (scripts/make_mixture.py --labelled-only).\n{head}"
     if args.scores:
-        note = f"# Tasks whose many-shot gain in {args.scores} is >= {args.min_gain}"
+        rule = f">= {args.min_gain}" if args.below is None else f"< {args.below}"
+        note = f"# Tasks whose many-shot gain in {args.scores} is {rule}"
         head = f"{note} (scripts/make_mixture.py --scores).\n{head}"
     args.out.write_text(head + "\n".join(lines) + "\n")
     print(f"{args.out}: {len(names)} tasks in {len(family)} families")

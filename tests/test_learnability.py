@@ -9,7 +9,7 @@ import random
 import pytest
 
 from manyicl.finetune.cli import main as finetune_main
-from manyicl.finetune.learnability import at_least, few_and_many, read_scores, task_score
+from manyicl.finetune.learnability import few_and_many, read_scores, split_at, task_score
 
 
 @pytest.mark.parametrize(
@@ -47,10 +47,11 @@ def test_task_score(per_sequence, want):
     assert task_score(per_sequence, few=1) == want
 
 
-def test_at_least_keeps_measured_gains_at_or_above_the_bar():
+def test_split_at_puts_measured_gains_on_either_side_of_the_bar():
     scores = {"a": {"gain": 0.3}, "b": {"gain": 0.1}, "c": {"gain": None}, "d": {"gain": -0.2}}
-    assert at_least(scores, 0.1) == {"a", "b"}
-    assert at_least(scores, -1.0) == {"a", "b", "d"}
+    assert split_at(scores, 0.1) == ({"a", "b"}, {"d"})
+    assert split_at(scores, -1.0) == ({"a", "b", "d"}, set())
+    assert split_at(scores, 1.0) == (set(), {"a", "b", "d"})
 
 
 def test_read_scores_rejects_another_file(tmp_path):
