@@ -133,7 +133,7 @@ def _load(cfg: LearnabilityConfig):
     from manyicl.cpu import cpu_flags, has_native_bf16
     from manyicl.finetune.mixture import load_mixture
     from manyicl.finetune.modeling import resolve_precision
-    from manyicl.finetune.setup import load_format
+    from manyicl.finetune.setup import load_format, pad_token_id
     from manyicl.finetune.tokenized import tokenize_tasks
     from manyicl.models import resolve_model
     from manyicl.prompting import HFTokenizer
@@ -143,11 +143,10 @@ def _load(cfg: LearnabilityConfig):
     fmt = load_format(cfg.prompt_format, hf_tok)
     mixture = load_mixture(cfg.mixture, cfg.seed)
     tasks = tokenize_tasks(mixture.tasks, fmt, HFTokenizer(hf_tok), cfg.max_seq_len)
-    pad_id = hf_tok.pad_token_id if hf_tok.pad_token_id is not None else hf_tok.eos_token_id
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     precision = resolve_precision(cfg.dtype, device, has_native_bf16(cpu_flags()))
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=precision.weights)
-    return tasks, pad_id or 0, model.to(device).eval(), precision
+    return tasks, pad_token_id(hf_tok), model.to(device).eval(), precision
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -73,8 +73,13 @@ def prepare(cfg: FinetuneConfig) -> Setup:
         raise FinetuneError(str(e)) from e
     _check_mixing(tasks, remapping)
     evals = eval_sequences(tasks, max_seq_len, cfg.shot_range, cfg.eval_sequences)
-    pad_id = hf_tok.pad_token_id if hf_tok.pad_token_id is not None else hf_tok.eos_token_id
-    return Setup(model_path, fmt, max_seq_len, tasks, evals, pad_id or 0, remapping)
+    return Setup(model_path, fmt, max_seq_len, tasks, evals, pad_token_id(hf_tok), remapping)
+
+
+def pad_token_id(hf_tok) -> int:
+    """The id batches are padded with: the tokenizer's pad token, else its end of sequence."""
+    pad = hf_tok.pad_token_id if hf_tok.pad_token_id is not None else hf_tok.eos_token_id
+    return pad or 0
 
 
 def _check_mixing(tasks: list[TokenizedTask], remapping: Remapping) -> None:
