@@ -185,9 +185,11 @@ def main(argv: list[str] | None = None) -> None:
 
         return compare_main(argv[1:])
     cfg = parse_config(argv)
+    from manyicl.artifacts import ArtifactError
+
     try:
         result = run(cfg)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, ArtifactError) as e:  # bad input, or no BIG-bench
         print(f"manyicl-eval: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     print((cfg.out / "results.md").read_text())

@@ -36,6 +36,11 @@ class Distribution:
     sdist: bool = False  # a source archive rather than a wheel
 
 
+class ArtifactError(OSError):
+    """A pinned file that is neither in the cache nor on the registry; the message says where
+    to put a copy."""
+
+
 def index_url() -> str:
     """The registry's simple API: `$PIP_INDEX_URL`, else PyPI."""
     return os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
@@ -60,10 +65,15 @@ def download(dist: Distribution, cache: Path | None = None) -> Path:
     """
     folder = (cache or cache_root()) / "downloads"
     folder.mkdir(parents=True, exist_ok=True)
-    filename, url = _locate(dist)
+    if (copy := local_copy(dist, folder)) is not None:
+        return copy
+    try:
+        filename, url = _locate(dist)
+    except ArtifactError as e:
+        raise ArtifactError(
+            f"{e}. To use a copy you have, put it in {folder} (sha256 {dist.sha256})"
+        ) from None
     target = folder / filename
-    if target.is_file():
-        return target
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=120) as resp:
@@ -75,12 +85,22 @@ def download(dist: Distribution, cache: Path | None = None) -> Path:
                     out.write(chunk)
                     bar.update(len(chunk))
         if (digest := sha256_file(Path(tmp))) != dist.sha256:
-            raise RuntimeError(f"{filename}: sha256 {digest} does not match pinned {dist.sha256}")
+            raise ArtifactError(f"{filename}: sha256 {digest} does not match pinned {dist.sha256}")
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return target
+
+
+def local_copy(dist: Distribution, folder: Path) -> Path | None:
+    """A file of `dist` in `folder` with the pinned hash: downloaded earlier, or put there by
+    hand where the registry does not serve it. Wheels spell the name with `_`."""
+    stems = {dist.name, dist.name.replace("-", "_")}
+    for path in sorted(p for stem in stems for p in folder.glob(f"{stem}-{dist.version}*")):
+        if path.is_file() and sha256_file(path) == dist.sha256:
+            return path
+    return None
 
 
 def _locate(dist: Distribution) -> tuple[str, str]:
@@ -93,8 +113,8 @@ def _locate(dist: Distribution) -> tuple[str, str]:
         with urllib.request.urlopen(request, timeout=60) as resp:
             files = json.load(resp)["files"]
     except (OSError, ValueError, KeyError) as e:
-        raise RuntimeError(f"cannot list {dist.name} on the package registry ({page}): {e}") from e
+        raise ArtifactError(f"cannot list {dist.name} on the package registry ({page}): {e}") from e
     for f in files:
         if f.get("hashes", {}).get("sha256") == dist.sha256:
             return f["filename"], urllib.parse.urljoin(page, f["url"])
-    raise RuntimeError(f"{page} has no file of {dist.name}=={dist.version} with the pinned hash")
+    raise ArtifactError(f"{page} has no file of {dist.name}=={dist.version} with the pinned hash")

@@ -270,11 +270,15 @@ def test_eval_token_ids_equal_the_servers(http, smollm2_tok):
     """The prompts manyicl-eval scores are the ids manyicl-serve hands its engine."""
     from manyicl.evaluate.runner import cells_for, task_budget
     from manyicl.evaluate.suite import build_suite
-    from manyicl.finetune import bigbench
     from manyicl.manifest import DEFAULT_ADAPTER, read_manifest
 
     fmt = read_manifest(DEFAULT_ADAPTER).prompt_format
-    task = bigbench.load_task("intent_recognition")  # has an instruction
+    labels = ("book a flight", "play music", "check weather", "set alarm")
+    examples = tuple(
+        TaskExample(f"utterance {i}: please {labels[i % 4]} now", labels[i % 4], labels)
+        for i in range(48)
+    )
+    task = Task("intents", examples, "Name the intent of the utterance.", "multiple_choice")
     suite = build_suite([task], 4, [Kind.WORDS])
     for t in suite:
         room, _ = task_budget(t, fmt, smollm2_tok, 1024, 8)

@@ -103,7 +103,7 @@ def test_torchrun_two_cpu_processes_agree(tmp_path, tiny_llama_dir, toy_mixture)
 
 
 @pytest.mark.slow
-def test_cli_trains_the_default_model_on_big_bench(tmp_path):
+def test_cli_trains_the_default_model_on_big_bench(tmp_path, bigbench_tasks):
     mixture = tmp_path / "mix.toml"
     mixture.write_text(
         "[settings]\neval_examples = 8\n"

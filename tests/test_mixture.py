@@ -67,7 +67,6 @@ weight = 2
             "name = 'bigbench:modified_arithmetic/three_digit_addition_control'",
             "held out",
         ),
-        ("[[task]]\nname = 'bigbench:no_such_task'", "no BIG-bench task"),
         ("[heldout]\nvalidation = ['b']\n[[task]]\nname = 'a'", r"validation: \['b'\] are not"),
         ("[heldout]\ntasks = ['c']\neval = ['b']\n[[task]]\nname = 'a'", r"eval: \['b'\] are not"),
         (
@@ -79,6 +78,19 @@ weight = 2
 def test_bad_mixtures_fail_with_a_reason(tmp_path, body, message):
     _jsonl(tmp_path / "a.jsonl", 20)
     with pytest.raises(MixtureError, match=message):
+        load_mixture(_mixture(tmp_path, body))
+
+
+def test_unknown_big_bench_task_fails_with_a_reason(tmp_path, bigbench_tasks):
+    with pytest.raises(MixtureError, match="no BIG-bench task"):
+        load_mixture(_mixture(tmp_path, "[[task]]\nname = 'bigbench:no_such_task'"))
+
+
+def test_big_bench_without_archive_says_where_to_put_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("MANYICL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PIP_INDEX_URL", (tmp_path / "no-registry").as_uri())
+    body = "[[task]]\nname = 'bigbench:anachronisms'"
+    with pytest.raises(MixtureError, match=r"'bigbench:anachronisms'.*bigbench.*put it in .*cache"):
         load_mixture(_mixture(tmp_path, body))
 
 
@@ -104,7 +116,7 @@ def test_hf_disk_source_maps_columns(tmp_path):
 
 
 @pytest.mark.slow
-def test_default_mixture_is_real_big_bench_and_never_trains_on_heldout():
+def test_default_mixture_is_real_big_bench_and_never_trains_on_heldout(bigbench_tasks):
     mixture = load_mixture(DEFAULT_MIXTURE)
     names = [t.task.name for t in mixture.tasks]
     assert len(names) >= 30 and all(n.startswith("bigbench:") for n in names)
@@ -131,7 +143,7 @@ def test_evaluation_lists_are_held_out(key):
 
 
 @pytest.mark.parametrize("spec,key", [("heldout", "eval"), ("validation", "validation")])
-def test_manyicl_eval_tasks_names_resolve_to_the_mixture_lists(spec, key):
+def test_manyicl_eval_tasks_names_resolve_to_the_mixture_lists(spec, key, bigbench_tasks):
     from manyicl.evaluate.cli import load_tasks
     from manyicl.finetune.mixture import heldout_eval_tasks
 
