@@ -4,6 +4,7 @@ manyicl-finetune --out out/                       # default model and mixture
 torchrun --nproc-per-node 2 -m manyicl.finetune.cli --out out/   # data parallel
 manyicl-finetune soup --out out/ a/ b/ c/          # the mean of several adapters' deltas
 manyicl-finetune learnability --out scores.json    # each task's many-shot gain under the base
+manyicl-finetune synthetic --out dir/              # tasks only demonstrations solve, + mixture
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ def main(argv: list[str] | None = None) -> None:
         from manyicl.finetune.learnability import main as learnability_main
 
         return learnability_main(argv[1:])
+    if argv[:1] == ["synthetic"]:
+        from manyicl.finetune.synthetic import main as synthetic_main
+
+        return synthetic_main(argv[1:])
     cfg = parse_config(argv)
     from manyicl.finetune.setup import FinetuneError
     from manyicl.finetune.trainer import train  # torch import after --help

@@ -1,0 +1,197 @@
+"""`manyicl-finetune synthetic`: classification tasks whose labels only the demonstrations
+reveal, made from the mixture's own training text, added to a mixture as JSONL tasks.
+
+Why: a 135M model cannot learn many BIG-bench tasks in context even with natural labels, so
+their remapped sequences teach the label prior, not reading. A synthetic task's label is a
+function of its input that the demonstrations show and nothing else does:
+
+- cue: each class owns a few cue words; an input is a snippet of training text with one cue
+  word of its class put in at a random place (to answer: which demonstrations share a word);
+- source: each class is one training task family; an input is a snippet of that family's
+  inputs (to answer: which demonstrations look like the query).
+
+Labels are words of the training label pool, and the tasks are remapped and flipped like any
+classification task. Snippets come from the [[task]]s' training examples only: no held-out
+text, no eval-pool label.
+
+manyicl-finetune synthetic --out runs/synthetic      # then: manyicl-finetune \\
+    --mixture runs/synthetic/mixture.toml ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from manyicl.cliargs import arg, parse_dataclass
+from manyicl.finetune.mixture import DEFAULT_MIXTURE, load_mixture, resolve_mixture
+from manyicl.finetune.remap import LabelPools
+from manyicl.finetune.tasks import TaskExample
+
+KINDS = ("cue", "source")
+SNIPPET_WORDS = (6, 24)  # words per snippet: about 10-40 tokens, so 2K tokens hold 40-100 shots
+CUES_PER_CLASS = 3
+CLASSES = (2, 8)
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    out: Path = arg("folder for the tasks' JSONL files and mixture.toml (--mixture plus them)")
+    mixture: Path = arg(
+        "base mixture of BIG-bench tasks (file paths in it would not resolve from --out): "
+        "copied into mixture.toml; its tasks' training inputs give the text",
+        default=DEFAULT_MIXTURE,
+    )
+    tasks: int = arg("synthetic tasks, alternately cue and source tasks", default=32)
+    examples: int = arg("examples per task (the mixture holds back eval_examples)", default=400)
+    share: float = arg("share of the mixture's total [[task]] weight they get", default=0.25)
+    seed: int = arg("seed of the tasks and of the base mixture's train/eval split", default=5)
+
+    def __post_init__(self) -> None:
+        if self.tasks < 1 or self.examples < 2 * CLASSES[1]:
+            raise ValueError(f"--tasks must be >= 1 and --examples >= {2 * CLASSES[1]}")
+        if not 0 < self.share < 1:
+            raise ValueError("--share must be in (0, 1)")
+
+
+def snippet(rng: random.Random, text: str) -> list[str]:
+    """A window of SNIPPET_WORDS words of `text` (all of it when shorter)."""
+    words = text.split()
+    n = rng.randint(*SNIPPET_WORDS)
+    start = rng.randrange(max(1, len(words) - n + 1))
+    return words[start : start + n]
+
+
+def cue_examples(
+    rng: random.Random,
+    texts: Sequence[str],
+    cues: Sequence[Sequence[str]],
+    labels: Sequence[str],
+    n: int,
+) -> list[TaskExample]:
+    """`n` examples: class c's input is a snippet holding one of `cues[c]` at a random place and
+    no other cue word; its output is `labels[c]`."""
+    every_cue = {w for ws in cues for w in ws}
+    out: list[TaskExample] = []
+    for _ in range(100 * n):  # a snippet that holds a cue word already is drawn again
+        if len(out) == n:
+            return out
+        words = snippet(rng, rng.choice(texts))
+        if every_cue & set(words):
+            continue
+        c = rng.randrange(len(labels))
+        words.insert(rng.randint(0, len(words)), rng.choice(cues[c]))
+        out.append(TaskExample(" ".join(words), labels[c]))
+    if len(out) < n:
+        raise ValueError(f"cue words {sorted(every_cue)} are in nearly every text")
+    return out
+
+
+def source_examples(
+    rng: random.Random, sources: Sequence[Sequence[str]], labels: Sequence[str], n: int
+) -> list[TaskExample]:
+    """`n` examples: class c's input is a snippet of one of `sources[c]`, its output
+    `labels[c]`."""
+    out = []
+    for _ in range(n):
+        c = rng.randrange(len(labels))
+        out.append(TaskExample(" ".join(snippet(rng, rng.choice(sources[c]))), labels[c]))
+    return out
+
+
+def cue_vocabulary(texts: Sequence[str]) -> list[str]:
+    """Candidate cue words: lowercase alphabetic words of 4-10 letters, sorted (deterministic)."""
+    words = {
+        w for t in texts for w in t.split() if w.isalpha() and w.islower() and 4 <= len(w) <= 10
+    }
+    return sorted(words)
+
+
+def make_task(
+    kind: str,
+    rng: random.Random,
+    by_family: dict[str, list[str]],
+    vocab: Sequence[str],
+    pool: Sequence[str],
+    n: int,
+) -> list[TaskExample]:
+    """One synthetic task of `kind` with 2..8 classes (source: at most one per family) drawn
+    with `rng`."""
+    families = sorted(by_family)
+    if kind == "source" and len(families) < CLASSES[0]:
+        raise ValueError(f"source tasks need {CLASSES[0]} task families, the mixture has 1")
+    k = rng.randint(CLASSES[0], min(CLASSES[1], len(families)) if kind == "source" else CLASSES[1])
+    labels = rng.sample(pool, k)
+    if kind == "source":
+        return source_examples(rng, [by_family[f] for f in rng.sample(families, k)], labels, n)
+    if len(vocab) < k * CUES_PER_CLASS:
+        raise ValueError(
+            f"cue tasks need {k * CUES_PER_CLASS} distinct words, the text has {len(vocab)}"
+        )
+    words = rng.sample(vocab, k * CUES_PER_CLASS)
+    cues = [words[i * CUES_PER_CLASS : (i + 1) * CUES_PER_CLASS] for i in range(k)]
+    texts = by_family[rng.choice(families)]
+    return cue_examples(rng, texts, cues, labels, n)
+
+
+def task_weight(base_weights: Sequence[float], n_tasks: int, share: float) -> float:
+    """Each synthetic task's weight, so that together they hold `share` of the total."""
+    return share / (1 - share) * sum(base_weights) / n_tasks
+
+
+def mixture_text(base: str, names: Sequence[str], weight: float) -> str:
+    """The base mixture's text with one JSONL [[task]] per name (file `<name>.jsonl` beside it)."""
+    lines = [base.rstrip("\n"), "", f"# {len(names)} synthetic tasks (manyicl-finetune synthetic)"]
+    for name in names:
+        lines += ["[[task]]", f'name = "{name}"', 'source = "jsonl"', f'path = "{name}.jsonl"']
+        lines.append(f"weight = {weight:.4f}")
+    return "\n".join(lines) + "\n"
+
+
+def family_inputs(mixture) -> dict[str, list[str]]:
+    """The training inputs of each task family (`family/subtask` -> `family`), choices cut off."""
+    out: dict[str, list[str]] = {}
+    for mt in mixture.tasks:
+        family = mt.task.name.split("/")[0]
+        out.setdefault(family, []).extend(e.input.split("\n  choice:")[0] for e in mt.train)
+    return out
+
+
+def write(cfg: SyntheticConfig) -> list[str]:
+    """Make the tasks and write them and mixture.toml to `cfg.out`; the tasks' names."""
+    mixture = load_mixture(cfg.mixture, cfg.seed)
+    by_family = family_inputs(mixture)
+    vocab = cue_vocabulary([t for ts in by_family.values() for t in ts])
+    pool = LabelPools.load("train").words
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i in range(cfg.tasks):
+        kind = KINDS[i % len(KINDS)]
+        name = f"synthetic-{kind}-{i:03d}"
+        rng = random.Random(f"{cfg.seed}:{name}")
+        examples = make_task(kind, rng, by_family, vocab, pool, cfg.examples)
+        rows = [{"input": e.input, "output": e.output} for e in examples]
+        (cfg.out / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        names.append(name)
+    weight = task_weight([mt.weight for mt in mixture.tasks], cfg.tasks, cfg.share)
+    text = mixture_text(resolve_mixture(cfg.mixture).read_text(), names, weight)
+    (cfg.out / "mixture.toml").write_text(text)
+    return names
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="manyicl-finetune synthetic",
+        description="Write classification tasks that only the demonstrations can solve (cue "
+        "words, text sources) as JSONL, and a mixture adding them to --mixture.",
+    )
+    cfg = parse_dataclass(parser, SyntheticConfig, argv)
+    try:
+        names = write(cfg)
+    except (OSError, ValueError) as e:  # MixtureError is a ValueError
+        parser.error(str(e))
+    print(f"{cfg.out}/mixture.toml: {len(names)} synthetic tasks added to {cfg.mixture}")
