@@ -140,26 +140,14 @@ class FinetuneConfig:
             )
 
     def _checks(self) -> list[tuple[bool, str]]:
-        positive = [
-            "lora_r",
-            "lora_alpha",
-            "max_steps",
-            "grad_accum",
-            "eval_sequences",
-            "keep_checkpoints",
-            "dricl_window",
-        ]
+        positive = ("lora_r", "lora_alpha", "max_steps", "grad_accum", "eval_sequences")
+        positive += ("keep_checkpoints", "dricl_window", "lr", "dricl_gamma")
+        unit = ("remap_prob", "mix_prob", "min_lr_ratio", "dricl_alpha")  # None: the mixture's
+        at_least_16 = ("max_seq_len", "micro_batch_tokens")  # None: the default
         return [
-            *[(getattr(self, n) <= 0, f"--{n.replace('_', '-')} must be > 0") for n in positive],
-            (self.lr <= 0, "--lr must be > 0"),
-            (
-                self.remap_prob is not None and not 0 <= self.remap_prob <= 1,
-                "--remap-prob must be in [0, 1]",
-            ),
-            (
-                self.mix_prob is not None and not 0 <= self.mix_prob <= 1,
-                "--mix-prob must be in [0, 1]",
-            ),
+            *[(getattr(self, n) <= 0, f"--{_flag(n)} must be > 0") for n in positive],
+            *[(not _in_unit(getattr(self, n)), f"--{_flag(n)} must be in [0, 1]") for n in unit],
+            *[((getattr(self, n) or 16) < 16, f"--{_flag(n)} must be >= 16") for n in at_least_16],
             (not 0 <= self.lora_dropout < 1, "--lora-dropout must be in [0, 1)"),
             (self.warmup_steps < 0, "--warmup-steps must be >= 0"),
             (self.min_shots < 0, "--min-shots must be >= 0"),
@@ -167,22 +155,11 @@ class FinetuneConfig:
                 self.min_shots > 0 and self.objective is not Objective.ALL_TARGETS,
                 "--min-shots applies to --objective all-targets only",
             ),
-            (not 0 <= self.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1]"),
-            (self.max_seq_len is not None and self.max_seq_len < 16, "--max-seq-len must be >= 16"),
-            (
-                self.micro_batch_tokens is not None and self.micro_batch_tokens < 16,
-                "--micro-batch-tokens must be >= 16",
-            ),
-            (
-                self.dtype not in DTYPES,
-                f"--dtype must be one of {', '.join(DTYPES)}",
-            ),
+            (self.dtype not in DTYPES, f"--dtype must be one of {', '.join(DTYPES)}"),
             (
                 min(self.eval_every, self.save_every, self.snapshot_every) < 0,
                 "--eval-every/--save-every/--snapshot-every must be >= 0",
             ),
-            (not 0 <= self.dricl_alpha <= 1, "--dricl-alpha must be in [0, 1]"),
-            (self.dricl_gamma <= 0, "--dricl-gamma must be > 0"),
         ]
 
     @property
@@ -251,7 +228,8 @@ def parse_config(argv: list[str] | None = None) -> FinetuneConfig:
         "metrics) to --out; the server reads both. Multi-process: torchrun --nproc-per-node N "
         "-m manyicl.finetune.cli ...  Averaging trained adapters into one: "
         "manyicl-finetune soup --help. Each task's many-shot gain under the base model, to "
-        "choose a mixture: manyicl-finetune learnability --help.",
+        "choose a mixture: manyicl-finetune learnability --help. Tasks that only the "
+        "demonstrations solve, added to a mixture: manyicl-finetune synthetic --help.",
     )
     parser.add_argument(
         "--config",
@@ -265,3 +243,12 @@ def parse_config(argv: list[str] | None = None) -> FinetuneConfig:
 
 def _config_file(given: argparse.Namespace) -> dict[str, Any]:
     return config_defaults(given.config) if given.config else {}
+
+
+def _flag(field: str) -> str:
+    return field.replace("_", "-")
+
+
+def _in_unit(value: float | None) -> bool:
+    """In [0, 1], or None (not set: the mixture's value is used)."""
+    return value is None or 0 <= value <= 1

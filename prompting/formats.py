@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import string
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,23 @@ def chat_format(hf_tokenizer: Any, name: str = "chat") -> PromptFormat:
         msgs = [{"role": r, "content": c} for r, c in messages]
         return hf_tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen)
 
+    header, instruction, user_start, gen_prompt, turn_end = _template_pieces(chat)
+    return PromptFormat(
+        name=name,
+        header=_escape(header),
+        instruction=_escape(instruction, keep="{instruction}"),
+        input=_escape(user_start) + "{input}" + _escape(gen_prompt),
+        output="{output}" + _escape(turn_end),
+        stop=[turn_end.strip() or turn_end],
+        add_special_prefix=False,  # a chat template writes its own BOS text, if any
+        align=ALIGN,
+    )
+
+
+def _template_pieces(chat: Callable[..., str]) -> tuple[str, str, str, str, str]:
+    """(header, instruction, user-turn start, generation prompt, turn end) of a chat template,
+    cut out of its renderings on sentinel strings; a ValueError where the template cannot be
+    cut into per-turn pieces."""
     u1, a1, u2 = ("user", _S_IN), ("assistant", _S_OUT), ("user", _S_IN2)
     one = chat([u1], gen=True)
     two = chat([u1, a1])
@@ -132,16 +150,7 @@ def chat_format(hf_tokenizer: Any, name: str = "chat") -> PromptFormat:
     if _S_SYS not in sys_part or not sys_part.endswith(user_start):
         raise fail("no system turn")
     instruction = sys_part[: len(sys_part) - len(user_start)].replace(_S_SYS, "{instruction}")
-    return PromptFormat(
-        name=name,
-        header=_escape(header),
-        instruction=_escape(instruction, keep="{instruction}"),
-        input=_escape(user_start) + "{input}" + _escape(gen_prompt),
-        output="{output}" + _escape(turn_end),
-        stop=[turn_end.strip() or turn_end],
-        add_special_prefix=False,  # a chat template writes its own BOS text, if any
-        align=ALIGN,
-    )
+    return header, instruction, user_start, gen_prompt, turn_end
 
 
 def _escape(text: str, keep: str | None = None) -> str:

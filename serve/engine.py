@@ -64,11 +64,7 @@ class ManyICLEngine:
         for field, refused, why in _refusals(req, uses_demos):
             if refused:
                 raise bad_request(f"{field} is not supported here: {why}", field)
-        stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
-        if len(stop) > 4:
-            raise bad_request("stop takes at most 4 sequences", "stop")
-        if uses_demos:  # the answer ends where the format's end-of-answer separator begins
-            stop += [s for s in self.fmt.stop if s not in stop]
+        stop = self._stops(req, uses_demos)
         max_tokens = self.max_model_len - prompt_len if req.max_tokens is None else req.max_tokens
         echo_only = req.echo and max_tokens == 0  # the prompt's log-probabilities, nothing new
         return SamplingParams(
@@ -99,6 +95,16 @@ class ManyICLEngine:
             extra_args=req.vllm_xargs,
             output_kind=RequestOutputKind.DELTA if stream else RequestOutputKind.FINAL_ONLY,
         )
+
+    def _stops(self, req: CompletionRequest, uses_demos: bool) -> list[str]:
+        """The request's stop strings (at most 4, as OpenAI's API), plus, for a many-shot
+        prompt, the format's end-of-answer separators: the answer ends where they begin."""
+        stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
+        if len(stop) > 4:
+            raise bad_request("stop takes at most 4 sequences", "stop")
+        if uses_demos:
+            stop += [s for s in self.fmt.stop if s not in stop]
+        return stop
 
     def check(self, params: SamplingParams) -> None:
         """vLLM's own checks of the parameters against the model (logprob limits, token ids,

@@ -17,7 +17,13 @@ _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80
 
 class ServerMetrics:
     def __init__(self) -> None:
-        self.registry = r = CollectorRegistry()
+        self.registry = CollectorRegistry()
+        self._request_metrics(self.registry)
+        self._scheduler_metrics(self.registry)
+        self._prompt_total = self._cached_total = 0
+
+    def _request_metrics(self, r: CollectorRegistry) -> None:
+        """Per-request counts, latencies and token totals."""
         self.requests = Counter(
             "manyicl_requests", "HTTP requests by route and status", ["route", "status"], registry=r
         )
@@ -56,6 +62,8 @@ class ServerMetrics:
         )
         self.demo_sets = Gauge("manyicl_demo_sets", "Registered demo sets", registry=r)
 
+    def _scheduler_metrics(self, r: CollectorRegistry) -> None:
+        """The demo-set scheduler's queue, residency and waits."""
         self.queue = Gauge(
             "manyicl_scheduler_requests",
             "Requests in the demo-set scheduler",
@@ -75,7 +83,6 @@ class ServerMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self._prompt_total = self._cached_total = 0
 
     def record_prompt(self, prompt_tokens: int, cached_tokens: int, shots: int | None) -> None:
         """Count one prompt's tokens (and shots, for many-shot prompts)."""

@@ -20,6 +20,29 @@ def _run(args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"dricl_gamma": 0.0}, "--dricl-gamma must be > 0"),
+        ({"keep_checkpoints": 0}, "--keep-checkpoints must be > 0"),
+        ({"remap_prob": 1.5}, "--remap-prob must be in [0, 1]"),
+        ({"mix_prob": -0.1}, "--mix-prob must be in [0, 1]"),
+        ({"min_lr_ratio": 2.0}, "--min-lr-ratio must be in [0, 1]"),
+        ({"max_seq_len": 8}, "--max-seq-len must be >= 16"),
+        ({"micro_batch_tokens": 4}, "--micro-batch-tokens must be >= 16"),
+        ({"lora_dropout": 1.0}, "--lora-dropout must be in [0, 1)"),
+        ({"lr": 0.0, "lora_r": 0}, "--lora-r must be > 0; --lr must be > 0"),  # all at once
+    ],
+)
+def test_config_checks_name_the_flag(tmp_path, fields, message):
+    from manyicl.finetune.config import FinetuneConfig
+
+    with pytest.raises(ValueError) as e:
+        FinetuneConfig(out=tmp_path, **fields)
+    assert str(e.value) == message
+    FinetuneConfig(out=tmp_path, remap_prob=None, mix_prob=None, max_seq_len=None)  # unset: fine
+
+
+@pytest.mark.parametrize(
     "args,message",
     [
         (["--model", "/nonexistent/model"], "does not exist"),
