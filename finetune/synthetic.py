@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,12 +104,16 @@ def source_examples(
     return out
 
 
-def cue_vocabulary(texts: Sequence[str]) -> list[str]:
-    """Candidate cue words: lowercase alphabetic words of 4-10 letters, sorted (deterministic)."""
-    words = {
-        w for t in texts for w in t.split() if w.isalpha() and w.islower() and 4 <= len(w) <= 10
-    }
-    return sorted(words)
+def cue_vocabulary(texts: Sequence[str], max_share: float = 0.005) -> list[str]:
+    """Candidate cue words, sorted: lowercase alphabetic words of 4-10 letters found in at most
+    `max_share` of the texts (at least one), so that a cue word is rarely in a snippet already."""
+    counts = Counter(w for t in texts for w in set(t.split()))
+    most = max(1, int(max_share * len(texts)))
+    return sorted(
+        w
+        for w, n in counts.items()
+        if n <= most and w.isalpha() and w.islower() and 4 <= len(w) <= 10
+    )
 
 
 def make_task(

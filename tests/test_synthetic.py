@@ -86,6 +86,7 @@ def test_source_examples_come_from_their_class_texts():
             ["brown", "dogs", "jumps", "lazy", "over", "quick"],
         ),
         (["a an the", "x1y2 well-known", "toolongforacue"], []),
+        (["common words here", "common words there"], ["here", "there"]),  # in 2 of 2: too common
     ],
 )
 def test_cue_vocabulary(texts, want):
@@ -108,7 +109,8 @@ def test_command_writes_a_mixture_that_loads(tmp_path):
     base = tmp_path / "base.toml"
     lines = ["[settings]\nmin_examples = 16\neval_examples = 4\nremap_prob = 0.5\n"]
     for fam in ("poems", "recipes"):
-        rows = [{"input": " ".join(random.Random(f"{fam}{i}").sample(WORDS, 12)),
+        rare = [fam + "".join(chr(97 + int(d)) for d in f"{i:03d}") for i in range(40)]
+        rows = [{"input": " ".join([*random.Random(f"{fam}{i}").sample(WORDS, 12), rare[i]]),
                  "output": str(i)} for i in range(40)]  # fmt: skip
         (tmp_path / f"{fam}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         lines.append(f'[[task]]\nname = "{fam}/x"\nsource = "jsonl"\n'
