@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         result = run(cfg)
-    except (FileNotFoundError, ValueError, ArtifactError) as e:  # bad input, or no BIG-bench
+    except (FileNotFoundError, ValueError, ArtifactError) as e:  # bad input; no model or data
         print(f"manyicl-eval: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     print((cfg.out / "results.md").read_text())

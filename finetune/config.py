@@ -142,12 +142,12 @@ class FinetuneConfig:
     def _checks(self) -> list[tuple[bool, str]]:
         positive = ("lora_r", "lora_alpha", "max_steps", "grad_accum", "eval_sequences")
         positive += ("keep_checkpoints", "dricl_window", "lr", "dricl_gamma")
-        unit = ("remap_prob", "mix_prob", "min_lr_ratio", "dricl_alpha")  # None: the mixture's
-        at_least_16 = ("max_seq_len", "micro_batch_tokens")  # None: the default
+        unit = ("remap_prob", "mix_prob", "min_lr_ratio", "dricl_alpha")
+        at_least_16 = ("max_seq_len", "micro_batch_tokens")
         return [
             *[(getattr(self, n) <= 0, f"--{_flag(n)} must be > 0") for n in positive],
             *[(not _in_unit(getattr(self, n)), f"--{_flag(n)} must be in [0, 1]") for n in unit],
-            *[((getattr(self, n) or 16) < 16, f"--{_flag(n)} must be >= 16") for n in at_least_16],
+            *[(_below(getattr(self, n), 16), f"--{_flag(n)} must be >= 16") for n in at_least_16],
             (not 0 <= self.lora_dropout < 1, "--lora-dropout must be in [0, 1)"),
             (self.warmup_steps < 0, "--warmup-steps must be >= 0"),
             (self.min_shots < 0, "--min-shots must be >= 0"),
@@ -250,5 +250,10 @@ def _flag(field: str) -> str:
 
 
 def _in_unit(value: float | None) -> bool:
-    """In [0, 1], or None (not set: the mixture's value is used)."""
+    """In [0, 1], or None (--remap-prob, --mix-prob unset: the mixture's value is used)."""
     return value is None or 0 <= value <= 1
+
+
+def _below(value: int | None, least: int) -> bool:
+    """Set and under `least` (None: the default length is used)."""
+    return value is not None and value < least

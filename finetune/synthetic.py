@@ -14,8 +14,12 @@ Labels are words of the training label pool, and the tasks are remapped and flip
 classification task. Snippets come from the [[task]]s' training examples only: no held-out
 text, no eval-pool label.
 
-manyicl-finetune synthetic --out runs/synthetic      # then: manyicl-finetune \\
-    --mixture runs/synthetic/mixture.toml ...
+manyicl-finetune synthetic --out runs/synthetic              # tasks + runs/synthetic/mixture.toml
+manyicl-finetune --mixture runs/synthetic/mixture.toml ...  # train on them
+
+The text comes from the training split of `--seed`: train with the same seed, or a held-back
+example's input may reach a synthetic training input (the mixture's eval loss, not the
+held-out evaluation, would be the worse for it).
 """
 
 from __future__ import annotations
@@ -23,13 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import string
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from manyicl.cliargs import arg, parse_dataclass
-from manyicl.finetune.mixture import DEFAULT_MIXTURE, load_mixture, resolve_mixture
+from manyicl.finetune.mixture import DEFAULT_MIXTURE, Mixture, load_mixture, resolve_mixture
 from manyicl.finetune.remap import LabelPools
 from manyicl.finetune.tasks import TaskExample
 
@@ -53,10 +58,17 @@ class SyntheticConfig:
     seed: int = arg("seed of the tasks and of the base mixture's train/eval split", default=5)
 
     def __post_init__(self) -> None:
-        if self.tasks < 1 or self.examples < 2 * CLASSES[1]:
-            raise ValueError(f"--tasks must be >= 1 and --examples >= {2 * CLASSES[1]}")
+        if self.tasks < 1:
+            raise ValueError("--tasks must be >= 1")
+        if self.examples < 2 * CLASSES[1]:
+            raise ValueError(f"--examples must be >= {2 * CLASSES[1]}")
         if not 0 < self.share < 1:
             raise ValueError("--share must be in (0, 1)")
+
+
+def bare(word: str) -> str:
+    """A word as cue checks compare it: no punctuation around it, lowercase."""
+    return word.strip(string.punctuation).lower()
 
 
 def snippet(rng: random.Random, text: str) -> list[str]:
@@ -82,7 +94,7 @@ def cue_examples(
         if len(out) == n:
             return out
         words = snippet(rng, rng.choice(texts))
-        if every_cue & set(words):
+        if every_cue & {bare(w) for w in words}:
             continue
         c = rng.randrange(len(labels))
         words.insert(rng.randint(0, len(words)), rng.choice(cues[c]))
@@ -107,7 +119,7 @@ def source_examples(
 def cue_vocabulary(texts: Sequence[str], max_share: float = 0.005) -> list[str]:
     """Candidate cue words, sorted: lowercase alphabetic words of 4-10 letters found in at most
     `max_share` of the texts (at least one), so that a cue word is rarely in a snippet already."""
-    counts = Counter(w for t in texts for w in set(t.split()))
+    counts = Counter(w for t in texts for w in {bare(w) for w in t.split()})
     most = max(1, int(max_share * len(texts)))
     return sorted(
         w
@@ -153,11 +165,11 @@ def mixture_text(base: str, names: Sequence[str], weight: float) -> str:
     lines = [base.rstrip("\n"), "", f"# {len(names)} synthetic tasks (manyicl-finetune synthetic)"]
     for name in names:
         lines += ["[[task]]", f'name = "{name}"', 'source = "jsonl"', f'path = "{name}.jsonl"']
-        lines.append(f"weight = {weight:.4f}")
+        lines.append(f"weight = {weight:.6g}")
     return "\n".join(lines) + "\n"
 
 
-def family_inputs(mixture) -> dict[str, list[str]]:
+def family_inputs(mixture: Mixture) -> dict[str, list[str]]:
     """The training inputs of each task family (`family/subtask` -> `family`), choices cut off."""
     out: dict[str, list[str]] = {}
     for mt in mixture.tasks:
@@ -185,6 +197,7 @@ def write(cfg: SyntheticConfig) -> list[str]:
     weight = task_weight([mt.weight for mt in mixture.tasks], cfg.tasks, cfg.share)
     text = mixture_text(resolve_mixture(cfg.mixture).read_text(), names, weight)
     (cfg.out / "mixture.toml").write_text(text)
+    load_mixture(cfg.out / "mixture.toml", cfg.seed)  # loads as training will load it, or says why
     return names
 
 

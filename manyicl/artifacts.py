@@ -37,8 +37,8 @@ class Distribution:
 
 
 class ArtifactError(OSError):
-    """A pinned file that is neither in the cache nor on the registry; the message says where
-    to put a copy."""
+    """A pinned file that is neither in the cache nor on the registry (the message says where
+    to put a copy), or a download whose hash is not the pinned one."""
 
 
 def index_url() -> str:
@@ -71,7 +71,8 @@ def download(dist: Distribution, cache: Path | None = None) -> Path:
         filename, url = _locate(dist)
     except ArtifactError as e:
         raise ArtifactError(
-            f"{e}. To use a copy you have, put it in {folder} (sha256 {dist.sha256})"
+            f"{e}. To use a copy you have, put {expected_name(dist)} in {folder} "
+            f"(its sha256 must be {dist.sha256})"
         ) from None
     target = folder / filename
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
@@ -91,6 +92,13 @@ def download(dist: Distribution, cache: Path | None = None) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return target
+
+
+def expected_name(dist: Distribution) -> str:
+    """How the file is named on the registry (a wheel's tags vary: `*`)."""
+    if dist.sdist:
+        return f"{dist.name}-{dist.version}.tar.gz"
+    return f"{dist.name.replace('-', '_')}-{dist.version}-*.whl"
 
 
 def local_copy(dist: Distribution, folder: Path) -> Path | None:

@@ -17,6 +17,7 @@ import uuid
 
 import uvicorn
 
+from manyicl.artifacts import ArtifactError
 from manyicl.lifeline import claim_children
 from manyicl.serve.config import ServeConfig, parse_config
 
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
         if cfg.replicas > 1:
             raise SystemExit(_replicas(cfg, sys.argv[1:] if argv is None else argv))
         asyncio.run(serve(cfg, engine_args))
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, ArtifactError) as e:  # bad input; no model wheel
         print(f"manyicl-serve: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     except (KeyboardInterrupt, Terminated):

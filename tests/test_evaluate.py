@@ -19,7 +19,7 @@ from manyicl.evaluate.scoring import exact_match, first_answer, normalize, rank_
 from manyicl.evaluate.stats import bootstrap_mean, paired_differences
 from manyicl.evaluate.suite import _largest_remainder, build_suite, stratified_split
 from manyicl.finetune.remap import Kind
-from manyicl.finetune.tasks import Task, TaskExample
+from manyicl.finetune.tasks import Task, TaskExample, choice_suffix
 
 # fmt: off
 NORMALIZE = [
@@ -275,7 +275,7 @@ def test_eval_token_ids_equal_the_servers(http, smollm2_tok):
     fmt = read_manifest(DEFAULT_ADAPTER).prompt_format
     labels = ("book a flight", "play music", "check weather", "set alarm")
     examples = tuple(
-        TaskExample(f"utterance {i}: please {labels[i % 4]} now", labels[i % 4], labels)
+        TaskExample(f"please {labels[i % 4]} ({i}){choice_suffix(labels)}", labels[i % 4], labels)
         for i in range(48)
     )
     task = Task("intents", examples, "Name the intent of the utterance.", "multiple_choice")

@@ -28,6 +28,8 @@ def _run(args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
         ({"mix_prob": -0.1}, "--mix-prob must be in [0, 1]"),
         ({"min_lr_ratio": 2.0}, "--min-lr-ratio must be in [0, 1]"),
         ({"max_seq_len": 8}, "--max-seq-len must be >= 16"),
+        ({"max_seq_len": 0}, "--max-seq-len must be >= 16"),  # 0 is no "unset"
+        ({"micro_batch_tokens": 0}, "--micro-batch-tokens must be >= 16"),
         ({"micro_batch_tokens": 4}, "--micro-batch-tokens must be >= 16"),
         ({"lora_dropout": 1.0}, "--lora-dropout must be in [0, 1)"),
         ({"lr": 0.0, "lora_r": 0}, "--lora-r must be > 0; --lr must be > 0"),  # all at once

@@ -90,7 +90,9 @@ def test_big_bench_without_archive_says_where_to_put_one(tmp_path, monkeypatch):
     monkeypatch.setenv("MANYICL_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("PIP_INDEX_URL", (tmp_path / "no-registry").as_uri())
     body = "[[task]]\nname = 'bigbench:anachronisms'"
-    with pytest.raises(MixtureError, match=r"'bigbench:anachronisms'.*bigbench.*put it in .*cache"):
+    with pytest.raises(
+        MixtureError, match=r"'bigbench:anachronisms'.*put bigbench-1\.0\.0\.tar\.gz in .*cache"
+    ):
         load_mixture(_mixture(tmp_path, body))
 
 

@@ -48,7 +48,7 @@ def test_snippet_is_a_window_of_the_text(text, seed):
     [
         (["the cat sat on the mat today"], [["alpha"], ["beta"]], ["red", "blue"]),
         (
-            ["a b c d e f g h", "keep cue gamma out", "x y z"],  # one text holds a cue: never used
+            ["a b c d e f g h", "keep cue Gamma, out", "x y z"],  # one holds a cue: never used
             [["alpha", "delta"], ["beta"], ["gamma", "omega"]],
             ["0", "1", "2"],
         ),
@@ -87,6 +87,7 @@ def test_source_examples_come_from_their_class_texts():
         ),
         (["a an the", "x1y2 well-known", "toolongforacue"], []),
         (["common words here", "common words there"], ["here", "there"]),  # in 2 of 2: too common
+        (["the River.", "river runs", "flows"], ["flows", "runs"]),  # "River." is "river": 2 of 3
     ],
 )
 def test_cue_vocabulary(texts, want):
@@ -102,7 +103,7 @@ def test_task_weight_gives_the_share(weights, n, share):
 def test_mixture_text_appends_jsonl_tasks():
     text = mixture_text('[[task]]\nname = "a"\n', ["s-0", "s-1"], 0.5)
     assert text.count("[[task]]") == 3
-    assert 'path = "s-1.jsonl"' in text and "weight = 0.5000" in text
+    assert 'path = "s-1.jsonl"' in text and "weight = 0.5\n" in text
 
 
 def test_command_writes_a_mixture_that_loads(tmp_path):
