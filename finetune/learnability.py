@@ -16,14 +16,13 @@ python scripts/make_mixture.py --scores runs/learnability.json --below 0.1 --out
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from manyicl.cliargs import arg, parse_dataclass
+from manyicl.cliargs import arg, run_command
 from manyicl.finetune.mixture import DEFAULT_MIXTURE
 from manyicl.finetune.modeling import DTYPES
 
@@ -150,17 +149,15 @@ def _load(cfg: LearnabilityConfig):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="manyicl-finetune learnability",
-        description="Score how much the base model's answers to each training task improve "
-        "with more demonstrations (NLL after 1..few shots minus NLL over each sequence's last "
-        "half). scripts/make_mixture.py --scores keeps the tasks above a gain.",
+    cfg, scores = run_command(
+        "manyicl-finetune learnability",
+        "Score how much the base model's answers to each training task improve with more "
+        "demonstrations (NLL after 1..few shots minus NLL over each sequence's last half). "
+        "scripts/make_mixture.py --scores keeps the tasks above a gain.",
+        LearnabilityConfig,
+        argv,
+        score,
     )
-    cfg = parse_dataclass(parser, LearnabilityConfig, argv)
-    try:
-        scores = score(cfg)
-    except (OSError, ValueError) as e:  # MixtureError is a ValueError
-        parser.error(str(e))
     cfg.out.parent.mkdir(parents=True, exist_ok=True)
     record = {"config": {k: str(v) for k, v in asdict(cfg).items()}, "tasks": scores}
     cfg.out.write_text(json.dumps(record, indent=1) + "\n")

@@ -24,7 +24,6 @@ held-out evaluation, would be the worse for it).
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import string
@@ -33,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from manyicl.cliargs import arg, parse_dataclass
+from manyicl.cliargs import arg, run_command
 from manyicl.finetune.mixture import DEFAULT_MIXTURE, Mixture, load_mixture, resolve_mixture
 from manyicl.finetune.remap import LabelPools
 from manyicl.finetune.tasks import TaskExample
@@ -202,14 +201,12 @@ def write(cfg: SyntheticConfig) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="manyicl-finetune synthetic",
-        description="Write classification tasks that only the demonstrations can solve (cue "
-        "words, text sources) as JSONL, and a mixture adding them to --mixture.",
+    cfg, names = run_command(
+        "manyicl-finetune synthetic",
+        "Write classification tasks that only the demonstrations can solve (cue words, text "
+        "sources) as JSONL, and a mixture adding them to --mixture.",
+        SyntheticConfig,
+        argv,
+        write,
     )
-    cfg = parse_dataclass(parser, SyntheticConfig, argv)
-    try:
-        names = write(cfg)
-    except (OSError, ValueError) as e:  # MixtureError is a ValueError
-        parser.error(str(e))
     print(f"{cfg.out}/mixture.toml: {len(names)} synthetic tasks added to {cfg.mixture}")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def arg(help: str, **kwargs: Any) -> Any:
@@ -68,6 +69,21 @@ def parse_dataclass(
             parser.set_defaults(**defaults(parser.parse_known_args(argv)[0]))
         return from_args(cls, parser.parse_args(argv))
     except ValueError as e:
+        parser.error(str(e))
+        raise  # unreachable: parser.error exits
+
+
+def run_command(
+    prog: str, description: str, cls: type[T], argv: list[str] | None, work: Callable[[T], R]
+) -> tuple[T, R]:
+    """A subcommand: its config parsed from `argv`, then `work(config)`. Bad flags, and an
+    OSError or ValueError from `work` (a missing file, an unloadable mixture), exit with the
+    reason (status 2) instead of a traceback."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    cfg = parse_dataclass(parser, cls, argv)
+    try:
+        return cfg, work(cfg)
+    except (OSError, ValueError) as e:
         parser.error(str(e))
         raise  # unreachable: parser.error exits
 
