@@ -86,23 +86,11 @@ def render_setup(cfg: LoadtestConfig):
 async def run(cfg: LoadtestConfig) -> dict:
     from manyicl.loadtests.report import plot_ttft_cdf, plot_ttft_vs_shots, save_run, table
     from manyicl.loadtests.runner import run_workload
-    from manyicl.loadtests.soak import dumps, soak
     from manyicl.loadtests.workload import get_workload
 
     cfg.out.mkdir(parents=True, exist_ok=True)
     if cfg.soak:
-        report = await soak(
-            cfg.url,
-            cfg.model,
-            cfg.soak_requests,
-            cfg.soak_concurrency,
-            api_key=cfg.api_key,
-            server_pid=cfg.server_pid,
-            max_seconds=cfg.max_seconds,
-        )
-        (cfg.out / "soak.json").write_text(dumps(report) + "\n")
-        print(dumps(report))
-        return report
+        return await _soak(cfg)
     fmt, tok = render_setup(cfg)
     w = get_workload(
         cfg.workload,
@@ -124,6 +112,24 @@ async def run(cfg: LoadtestConfig) -> dict:
     print(table({name: report.summary}))
     print(f"written to {cfg.out}/")
     return report.summary
+
+
+async def _soak(cfg: LoadtestConfig) -> dict:
+    """The soak run: its report printed and written to soak.json."""
+    from manyicl.loadtests.soak import dumps, soak
+
+    report = await soak(
+        cfg.url,
+        cfg.model,
+        cfg.soak_requests,
+        cfg.soak_concurrency,
+        api_key=cfg.api_key,
+        server_pid=cfg.server_pid,
+        max_seconds=cfg.max_seconds,
+    )
+    (cfg.out / "soak.json").write_text(dumps(report) + "\n")
+    print(dumps(report))
+    return report
 
 
 def main(argv: list[str] | None = None) -> None:

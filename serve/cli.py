@@ -52,19 +52,23 @@ async def serve(cfg: ServeConfig, engine_args) -> None:
                 cfg.max_body_bytes,
                 scheduler,
             )
-            config = uvicorn.Config(
-                app,
-                host=cfg.host,
-                port=cfg.port,
-                log_level=cfg.http_log_level,
-                # past the drain: aborted requests have time to send their error
-                timeout_graceful_shutdown=cfg.drain_timeout + 5,
-            )
-            service = app.state.service
-            server = DrainingServer(config, lambda: service.drain(cfg.drain_timeout))
-            await server.serve(sockets=[listener])
+            await _draining_server(cfg, app).serve(sockets=[listener])
         finally:
             engine.shutdown()
+
+
+def _draining_server(cfg: ServeConfig, app) -> DrainingServer:
+    """uvicorn for `app`: on SIGINT/SIGTERM it drains the service before it stops."""
+    config = uvicorn.Config(
+        app,
+        host=cfg.host,
+        port=cfg.port,
+        log_level=cfg.http_log_level,
+        # past the drain: aborted requests have time to send their error
+        timeout_graceful_shutdown=cfg.drain_timeout + 5,
+    )
+    service = app.state.service
+    return DrainingServer(config, lambda: service.drain(cfg.drain_timeout))
 
 
 class DrainingServer(uvicorn.Server):

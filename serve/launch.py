@@ -23,7 +23,6 @@ _LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # what vLLM's --max-lora-rank
 def build_engine(cfg: ServeConfig, engine_args) -> ManyICLEngine:
     """Start vLLM's AsyncLLM for the adapter (or base model) named by `cfg`."""
     from transformers import AutoTokenizer
-    from vllm.lora.request import LoRARequest
     from vllm.platforms import current_platform
     from vllm.v1.engine.async_llm import AsyncLLM
 
@@ -52,16 +51,26 @@ def build_engine(cfg: ServeConfig, engine_args) -> ManyICLEngine:
     hf_tok = AutoTokenizer.from_pretrained(model_path)
     fmt = manifest.prompt_format if manifest else _format(cfg.prompt_format, hf_tok)
     llm = AsyncLLM.from_engine_args(engine_args)
-    if manifest and cfg.merge_lora:  # one model: the adapter, already in the weights
-        served = [ServedModel(cfg.adapter_name, None, model_path)]
-    else:
-        served = [ServedModel(_base_name(engine_args, model_path), None, model_path)]
-    if manifest and not cfg.merge_lora:
-        lora = LoRARequest(manifest.adapter_name(cfg.adapter), 1, str(cfg.adapter))
-        served.insert(0, ServedModel(cfg.adapter_name, lora, model_path))
+    served = _served_models(cfg, manifest, engine_args, model_path)
     tok = HFTokenizer(hf_tok)
     padding = _padding(fmt, tok, llm.vllm_config.cache_config.block_size)
     return ManyICLEngine(llm, tok, fmt, served, llm.model_config.max_model_len, padding)
+
+
+def _served_models(
+    cfg: ServeConfig, manifest: AdapterManifest | None, engine_args, model_path: str
+) -> list[ServedModel]:
+    """The model names the API answers to, the default first: the adapter (merged into the
+    weights, or as a LoRA request) and the base, or the base alone."""
+    from vllm.lora.request import LoRARequest
+
+    if manifest and cfg.merge_lora:  # one model: the adapter, already in the weights
+        return [ServedModel(cfg.adapter_name, None, model_path)]
+    served = [ServedModel(_base_name(engine_args, model_path), None, model_path)]
+    if manifest:
+        lora = LoRARequest(manifest.adapter_name(cfg.adapter), 1, str(cfg.adapter))
+        served.insert(0, ServedModel(cfg.adapter_name, lora, model_path))
+    return served
 
 
 def _vllm_rank(manifest: AdapterManifest) -> int:
