@@ -33,8 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from manyicl.cliargs import arg, run_command
+from manyicl.finetune.mixing import family
 from manyicl.finetune.mixture import DEFAULT_MIXTURE, Mixture, load_mixture, resolve_mixture
-from manyicl.finetune.remap import LabelPools
+from manyicl.finetune.remap import LabelPools, strip_choices
 from manyicl.finetune.tasks import TaskExample
 
 KINDS = ("cue", "source")
@@ -172,8 +173,7 @@ def family_inputs(mixture: Mixture) -> dict[str, list[str]]:
     """The training inputs of each task family (`family/subtask` -> `family`), choices cut off."""
     out: dict[str, list[str]] = {}
     for mt in mixture.tasks:
-        family = mt.task.name.split("/")[0]
-        out.setdefault(family, []).extend(e.input.split("\n  choice:")[0] for e in mt.train)
+        out.setdefault(family(mt.task.name), []).extend(strip_choices(e) for e in mt.train)
     return out
 
 
