@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from common import command, machine, today
+from common import command, machine, run_benchmark, today
 
 from manyicl.evaluate.cli import parse_config, run
 from manyicl.evaluate.report import shots_order
@@ -97,4 +97,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

