@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import string
 from collections import Counter
 from collections.abc import Sequence
@@ -48,8 +49,8 @@ CLASSES = (2, 8)
 class SyntheticConfig:
     out: Path = arg("folder for the tasks' JSONL files and mixture.toml (--mixture plus them)")
     mixture: Path = arg(
-        "base mixture of BIG-bench tasks (file paths in it would not resolve from --out): "
-        "copied into mixture.toml; its tasks' training inputs give the text",
+        "base mixture: copied into mixture.toml (relative file paths made absolute); its "
+        "tasks' training inputs give the text",
         default=DEFAULT_MIXTURE,
     )
     tasks: int = arg("synthetic tasks, alternately cue and source tasks", default=32)
@@ -169,6 +170,21 @@ def mixture_text(base: str, names: Sequence[str], weight: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+# `path = "..."` at the start of a line: how mixtures name their files (a basic string)
+PATH_LINE = re.compile(r'^(\s*path\s*=\s*)"([^"\\]*)"', re.M)
+
+
+def rebased(text: str, base_dir: Path) -> str:
+    """A mixture's text with each relative `path = "..."` made absolute from `base_dir` (its
+    folder), so that the copy written to --out finds the same files."""
+
+    def absolute(m: re.Match) -> str:
+        path = Path(m.group(2))
+        return m.group(0) if path.is_absolute() else m.group(1) + json.dumps(str(base_dir / path))
+
+    return PATH_LINE.sub(absolute, text)
+
+
 def family_inputs(mixture: Mixture) -> dict[str, list[str]]:
     """The training inputs of each task family (`family/subtask` -> `family`), choices cut off."""
     out: dict[str, list[str]] = {}
@@ -194,7 +210,8 @@ def write(cfg: SyntheticConfig) -> list[str]:
         (cfg.out / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         names.append(name)
     weight = task_weight([mt.weight for mt in mixture.tasks], cfg.tasks, cfg.share)
-    text = mixture_text(resolve_mixture(cfg.mixture).read_text(), names, weight)
+    base = resolve_mixture(cfg.mixture).absolute()
+    text = mixture_text(rebased(base.read_text(), base.parent), names, weight)
     (cfg.out / "mixture.toml").write_text(text)
     load_mixture(cfg.out / "mixture.toml", cfg.seed)  # loads as training will load it, or says why
     return names

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,7 @@ from manyicl.finetune.synthetic import (
     cue_vocabulary,
     make_task,
     mixture_text,
+    rebased,
     snippet,
     source_examples,
     task_weight,
@@ -106,6 +108,20 @@ def test_mixture_text_appends_jsonl_tasks():
     assert 'path = "s-1.jsonl"' in text and "weight = 0.5\n" in text
 
 
+@pytest.mark.parametrize(
+    "text, want",
+    [
+        ('path = "a.jsonl"', 'path = "/m/a.jsonl"'),
+        ('path="d/a.jsonl"\n', 'path="/m/d/a.jsonl"\n'),
+        ('  path = "/abs/a.jsonl"', '  path = "/abs/a.jsonl"'),  # absolute: kept
+        ('name = "path"\nsplit = "train"', 'name = "path"\nsplit = "train"'),  # no path key
+        ('x = 1\npath = "a"\npath = "/b"', 'x = 1\npath = "/m/a"\npath = "/b"'),
+    ],
+)
+def test_rebased_makes_relative_paths_absolute(text, want):
+    assert rebased(text, Path("/m")) == want
+
+
 def test_command_writes_a_mixture_that_loads(tmp_path):
     base = tmp_path / "base.toml"
     lines = ["[settings]\nmin_examples = 16\neval_examples = 4\nremap_prob = 0.5\n"]
@@ -114,8 +130,8 @@ def test_command_writes_a_mixture_that_loads(tmp_path):
         rows = [{"input": " ".join([*random.Random(f"{fam}{i}").sample(WORDS, 12), rare[i]]),
                  "output": str(i)} for i in range(40)]  # fmt: skip
         (tmp_path / f"{fam}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-        lines.append(f'[[task]]\nname = "{fam}/x"\nsource = "jsonl"\n'
-                     f'path = "{tmp_path / fam}.jsonl"\n')  # fmt: skip
+        path = tmp_path / fam if fam == "poems" else fam  # a relative path is made absolute
+        lines.append(f'[[task]]\nname = "{fam}/x"\nsource = "jsonl"\npath = "{path}.jsonl"\n')
     base.write_text("\n".join(lines))
     out = tmp_path / "out"
     argv = ["synthetic", "--out", str(out), "--mixture", str(base), "--tasks", "4"]
