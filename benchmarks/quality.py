@@ -195,7 +195,11 @@ def parse_args() -> argparse.Namespace:
     add("--also", action="append", default=[], help="NAME=ADAPTER: evaluate an existing adapter")
     add("--scaling", action="store_true", help="also the --preset scaling sweep of every model")
     add("--publish", action="store_true", help=f"ship {OURS} to {DEFAULT_ADAPTER} if it wins")
-    args = parser.parse_args()
+    return with_heldout_defaults(parser.parse_args())
+
+
+def with_heldout_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """--validation and --forgetting, where not given, from the --mixture's [heldout] lists."""
     for key in ("validation", "forgetting"):
         if getattr(args, key) is None:
             setattr(args, key, ",".join(heldout_eval_tasks(args.mixture, key)))

@@ -73,7 +73,7 @@ def counts_line(policy: str, counts: list[dict[str, float]]) -> str:
     return f"| {policy} | {' / '.join(map(str, served))} | {ratio} |"
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("docs/SCALING.md"))
     parser.add_argument("--runs", type=Path, default=Path("runs/bench-scaling"))
@@ -81,7 +81,11 @@ def main() -> None:
     parser.add_argument("--block-tokens", type=int, default=512, help="tokens per demo block")
     parser.add_argument("--queries", type=int, default=6, help="queries per set")
     parser.add_argument("--kv-tokens", type=int, default=5120, help="KV cache per replica")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     # Shuffled: a fixed interleaving of an even number of sets would send each set to the same
     # replica under round-robin too, and hide what affinity is for.
     w = Workload(
@@ -91,7 +95,14 @@ def main() -> None:
     tok = HFTokenizer.from_pretrained(model)
     fmt = get_format("plain")
     runs = {p: run_policy(p, args, w, fmt, tok, model) for p in POLICIES}
-    text = "\n".join(
+    text = doc_text(args, w, runs)
+    args.out.write_text(text)
+    print(text)
+
+
+def doc_text(args: argparse.Namespace, w: Workload, runs: dict) -> str:
+    """The doc: what ran, the client-side table, and each replica's own counters."""
+    return "\n".join(
         [
             "# Scale-out: two replicas behind vllm-router",
             "",
@@ -114,8 +125,6 @@ def main() -> None:
             "",
         ]
     )
-    args.out.write_text(text)
-    print(text)
 
 
 if __name__ == "__main__":
