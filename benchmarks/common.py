@@ -44,11 +44,9 @@ def run_benchmark(main: Callable[[], None]) -> None:
     archive), a mixture that does not load or a bad training input stops the benchmark with
     that one reason and status 2, not a traceback hours into nothing."""
     from manyicl.artifacts import ArtifactError
+    from manyicl.cliargs import exits_on
     from manyicl.finetune.mixture import MixtureError
     from manyicl.finetune.setup import FinetuneError
 
-    try:
+    with exits_on(Path(sys.argv[0]).name, ArtifactError, MixtureError, FinetuneError):
         main()
-    except (ArtifactError, MixtureError, FinetuneError) as e:
-        print(f"{Path(sys.argv[0]).name}: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None

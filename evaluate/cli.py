@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import manyicl.lifeline  # noqa: F401 - in the engine's spawned processes: exit with the parent
+from manyicl.cliargs import exits_on
 from manyicl.evaluate.config import EvalConfig, parse_config
 
 
@@ -187,11 +188,8 @@ def main(argv: list[str] | None = None) -> None:
     cfg = parse_config(argv)
     from manyicl.artifacts import ArtifactError
 
-    try:
+    with exits_on("manyicl-eval", FileNotFoundError, ValueError, ArtifactError):
         result = run(cfg)
-    except (FileNotFoundError, ValueError, ArtifactError) as e:  # bad input; no model or data
-        print(f"manyicl-eval: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
     print((cfg.out / "results.md").read_text())
     print(f"written to {cfg.out}/ ({len(result['records'])} records, {result['seconds']:.0f} s)")
 

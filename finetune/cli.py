@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 
+from manyicl.cliargs import exits_on
 from manyicl.finetune.config import parse_config
 
 
@@ -32,11 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     from manyicl.finetune.setup import FinetuneError
     from manyicl.finetune.trainer import train  # torch import after --help
 
-    try:
+    with exits_on("manyicl-finetune", FinetuneError):
         result = train(cfg)
-    except FinetuneError as e:
-        print(f"manyicl-finetune: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
     if result is not None:
         metrics = result.manifest.metrics
         print(

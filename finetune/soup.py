@@ -21,12 +21,12 @@ import hashlib
 import json
 import math
 import shutil
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from manyicl.cliargs import exits_on
 from manyicl.manifest import (
     CONFIG_FILE,
     WEIGHTS_FILE,
@@ -270,11 +270,9 @@ def main(argv: list[str] | None = None) -> None:
     from safetensors import SafetensorError  # a corrupt weights file
 
     cfg = parse_soup_config(argv)
-    try:
+    # OSError: missing files, --out a file
+    with exits_on("manyicl-finetune soup", OSError, ValueError, SafetensorError):
         manifest = write_soup(cfg)
-    except (OSError, ValueError, SafetensorError) as e:  # OSError: missing files, --out a file
-        print(f"manyicl-finetune soup: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
     members = manifest.training["soup"]
     for m in members:
         print(f"{m['weight']:.3f}  {m['adapter']}")

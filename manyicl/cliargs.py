@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -86,6 +88,17 @@ def run_command(
     except (OSError, ValueError) as e:
         parser.error(str(e))
         raise  # unreachable: parser.error exits
+
+
+@contextmanager
+def exits_on(prog: str, *errors: type[BaseException]) -> Iterator[None]:
+    """The block, where one of `errors` (bad input, a file that cannot be had) ends the process
+    as argparse ends it for a bad flag: `prog: error: <reason>` and status 2, no traceback."""
+    try:
+        yield
+    except errors as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def from_args(cls: type[T], args: argparse.Namespace) -> T:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from manyicl.artifacts import ArtifactError, Distribution, cache_root, download, sha256_file
+from manyicl.cliargs import exits_on
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 GEMMA3_270M = "gemma3-270m"
@@ -271,10 +272,8 @@ def main(argv: list[str] | None = None) -> None:
     model = REGISTRY_MODELS[args.name]
     if args.force:
         shutil.rmtree(model_folder(model, args.cache), True)
-    try:
+    with exits_on("manyicl-model", ArtifactError):  # the message says where to put a wheel
         folder = materialise(model, args.cache)
-    except ArtifactError as e:  # the registry lacks a wheel: the message says where to put one
-        parser.exit(2, f"manyicl-model: error: {e}\n")
     if args.validate:
         same = validate(folder, VALIDATION_PROMPTS)
         print(f"greedy parity with the GGUF original: {sum(same)}/{len(same)} prompts")

@@ -18,6 +18,7 @@ import uuid
 import uvicorn
 
 from manyicl.artifacts import ArtifactError
+from manyicl.cliargs import exits_on
 from manyicl.lifeline import claim_children
 from manyicl.serve.config import ServeConfig, parse_config
 
@@ -141,12 +142,10 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _terminate)
     claim_children()  # the engine's processes exit when this one is gone, however it ends
     try:
-        if cfg.replicas > 1:
-            raise SystemExit(_replicas(cfg, sys.argv[1:] if argv is None else argv))
-        asyncio.run(serve(cfg, engine_args))
-    except (FileNotFoundError, ValueError, ArtifactError) as e:  # bad input; no model wheel
-        print(f"manyicl-serve: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+        with exits_on("manyicl-serve", FileNotFoundError, ValueError, ArtifactError):
+            if cfg.replicas > 1:
+                raise SystemExit(_replicas(cfg, sys.argv[1:] if argv is None else argv))
+            asyncio.run(serve(cfg, engine_args))
     except (KeyboardInterrupt, Terminated):
         pass
 
