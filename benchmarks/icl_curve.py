@@ -45,10 +45,10 @@ def bucket(k: int) -> str | None:
 def build_sequences(args, fmt, tok) -> list[dict]:
     """[{group, kind, task, ids, spans: [(start, end, label first tokens or None, skip)]}]:
     the answer spans of each packed sequence; first tokens are None where labels share one."""
-    from manyicl.finetune import bigbench
     from manyicl.finetune.mixture import DEFAULT_MIXTURE, MixtureTask, Remapping, load_mixture
-    from manyicl.finetune.remap import Kind, LabelPools, draw_mapping, label_set, mapping
     from manyicl.finetune.tokenized import tokenize_tasks
+    from manyicl.tasks import bigbench
+    from manyicl.tasks.remap import Kind, LabelPools, draw_mapping, label_set, mapping
 
     remapping = Remapping(prob=1.0, flip_prob=0.2)
     mixture = load_mixture(DEFAULT_MIXTURE)
@@ -79,9 +79,9 @@ def build_sequences(args, fmt, tok) -> list[dict]:
 def _sequence(group, kind, task, labels, rng, args, fmt, tok) -> dict:
     """One packed sequence of `task` in a seeded order, under `labels` (None: natural)."""
     from manyicl.evaluate.runner import answer_ids
-    from manyicl.finetune.remap import first_occurrences
     from manyicl.finetune.sequences import render_sequence
     from manyicl.prompting import TokenizedExample
+    from manyicl.tasks.remap import first_occurrences
 
     r, natural = task.remap, labels is None
     labels = labels or r.labels

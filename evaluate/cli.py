@@ -20,21 +20,18 @@ from manyicl.evaluate.config import EvalConfig, parse_config
 
 
 def load_tasks(spec: str) -> list:
-    from manyicl.finetune import bigbench
-    from manyicl.finetune.mixture import heldout_eval_tasks
-    from manyicl.finetune.tasks import load_jsonl
+    """`heldout`, `validation` or `forgetting` (the default mixture's lists), or a comma list
+    of "source:name" tasks and .jsonl files."""
+    from manyicl.finetune.mixture import HELDOUT_LISTS, heldout_eval_tasks
+    from manyicl.tasks import load_task
+    from manyicl.tasks.task import load_jsonl
 
-    lists = {"heldout": "eval", "validation": "validation"}  # names of the mixture's lists
+    lists = {"heldout": "eval"} | {k: k for k in HELDOUT_LISTS if k != "eval"}
     if spec in lists:
         names = heldout_eval_tasks(key=lists[spec])
     else:
         names = [s for s in spec.split(",") if s]
-    return [
-        load_jsonl(Path(n))
-        if n.endswith(".jsonl")
-        else bigbench.load_task(n.removeprefix("bigbench:"))
-        for n in names
-    ]
+    return [load_jsonl(Path(n)) if n.endswith(".jsonl") else load_task(n) for n in names]
 
 
 def _done(path: Path) -> dict[tuple, dict]:

@@ -99,7 +99,7 @@ class EvalConfig:
 
     @property
     def remap_kinds(self) -> list:
-        from manyicl.finetune.remap import Kind
+        from manyicl.tasks.remap import Kind
 
         kinds = [k.strip() for k in self.remap.split(",") if k.strip()]
         allowed = {str(Kind.FLIPPED), str(Kind.WORDS)}

@@ -20,7 +20,6 @@ from manyicl.choices import NeedNext, decision_depth, pick_choice
 from manyicl.evaluate.engine import TOP_K, Completion, EvalEngine
 from manyicl.evaluate.scoring import exact_match, first_answer, rouge_l
 from manyicl.evaluate.suite import EvalTask
-from manyicl.finetune.tasks import TaskExample
 from manyicl.prompting import (
     BlockPadding,
     HFTokenizer,
@@ -34,6 +33,7 @@ from manyicl.prompting import (
     tokenize_query,
 )
 from manyicl.prompting.render import leading_literal
+from manyicl.tasks.task import TaskExample
 
 
 @dataclass(frozen=True)

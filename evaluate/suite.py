@@ -12,13 +12,12 @@ ROUGE-L, as BIG-bench prefers for them.
 
 from __future__ import annotations
 
-import random
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from manyicl.finetune.remap import Kind, LabelPools, label_set, remap_example, seeded_mapping
-from manyicl.finetune.tasks import Task, TaskExample
+from manyicl.tasks.remap import Kind, LabelPools, label_set, remap_example, seeded_mapping
+from manyicl.tasks.split import stratified_split
+from manyicl.tasks.task import Task, TaskExample
 
 MAX_LABELS = 20  # as the default mixture's classification rule
 
@@ -58,40 +57,6 @@ class EvalTask:
 
 def _with_choices(ex: TaskExample, labels: tuple[str, ...]) -> TaskExample:
     return ex if ex.choices else TaskExample(ex.input, ex.output, labels)
-
-
-def stratified_split(
-    examples: Sequence[TaskExample], n: int, labels: Sequence[str], seed: str
-) -> tuple[list[TaskExample], list[TaskExample]]:
-    """(pool, evals): `n` evaluation examples whose label counts follow the task's (largest
-    remainders), drawn by a seeded shuffle within each label; the rest is the pool. Without
-    labels, the first `n` of a seeded shuffle."""
-    rng = random.Random(seed)
-    if not labels:
-        shuffled = rng.sample(list(examples), len(examples))
-        return shuffled[n:], shuffled[:n]
-    groups: dict[str, list[TaskExample]] = defaultdict(list)
-    for ex in examples:
-        groups[ex.output].append(ex)
-    quota = _largest_remainder({k: len(v) for k, v in groups.items()}, n)
-    pool, evals = [], []
-    for label in sorted(groups):
-        group = rng.sample(groups[label], len(groups[label]))
-        evals += group[: quota[label]]
-        pool += group[quota[label] :]
-    return rng.sample(pool, len(pool)), evals
-
-
-def _largest_remainder(counts: dict[str, int], n: int) -> dict[str, int]:
-    """Split `n` over the keys in proportion to `counts`, rounding by largest remainders (ties:
-    key order)."""
-    total = sum(counts.values())
-    exact = {k: n * c / total for k, c in counts.items()}
-    quota = {k: int(v) for k, v in exact.items()}
-    short = n - sum(quota.values())
-    for k in sorted(exact, key=lambda k: (-(exact[k] - quota[k]), k))[:short]:
-        quota[k] += 1
-    return quota
 
 
 def eval_task(task: Task, eval_examples: int) -> EvalTask:

@@ -34,6 +34,12 @@ class FinetuneConfig:
         "(default_mixture.toml, bigbench33_mixture.toml)",
         default=DEFAULT_MIXTURE,
     )
+    strict: bool = arg(
+        "refuse to train when a task of the mixture cannot be had (its package or pinned file "
+        "is missing); by default such tasks are left out with one warning and recorded in the "
+        "manifest's missing_tasks",
+        default=False,
+    )
     remap_prob: float | None = arg(
         "share of classification sequences whose labels are remapped (symbol tuning); "
         "default: the mixture's [settings] remap_prob",

@@ -22,9 +22,9 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from manyicl.finetune.remap import LabelPools, draw_mapping
 from manyicl.finetune.tokenized import TokenizedTask
 from manyicl.prompting import BlockPadding, TokenizedExample
+from manyicl.tasks.remap import LabelPools, draw_mapping
 
 MIN_INPUTS = 16  # a source task needs this many short inputs
 

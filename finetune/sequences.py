@@ -17,17 +17,17 @@ from dataclasses import dataclass
 
 from manyicl.finetune.mixing import MixedPlan, draw_mixed, short_inputs
 from manyicl.finetune.mixture import Remapping
-from manyicl.finetune.remap import (
-    LabelPools,
-    draw_mapping,
-    first_occurrences,
-)
 from manyicl.finetune.tokenized import TokenizedTask
 from manyicl.prompting import (
     BlockPadding,
     RenderedPrompt,
     TokenizedExample,
     assemble,
+)
+from manyicl.tasks.remap import (
+    LabelPools,
+    draw_mapping,
+    first_occurrences,
 )
 
 

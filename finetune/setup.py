@@ -32,6 +32,7 @@ class Setup:
     eval_seqs: list[TrainSequence]
     pad_id: int
     remapping: Remapping
+    missing: tuple[str, ...] = ()  # tasks of the mixture left out: their source is missing
 
 
 def load_format(spec: str, hf_tokenizer) -> PromptFormat:
@@ -55,7 +56,7 @@ def prepare(cfg: FinetuneConfig) -> Setup:
         hf_tok = AutoTokenizer.from_pretrained(model_path)
         context = AutoConfig.from_pretrained(model_path).max_position_embeddings
         fmt = load_format(cfg.prompt_format, hf_tok)
-        mixture = load_mixture(cfg.mixture, cfg.seed)
+        mixture = load_mixture(cfg.mixture, cfg.seed, strict=cfg.strict)
     except (OSError, ValueError, MixtureError) as e:
         raise FinetuneError(str(e)) from e
     max_seq_len = cfg.max_seq_len or min(context, 4096)
@@ -73,7 +74,9 @@ def prepare(cfg: FinetuneConfig) -> Setup:
         raise FinetuneError(str(e)) from e
     _check_mixing(tasks, remapping)
     evals = eval_sequences(tasks, max_seq_len, cfg.shot_range, cfg.eval_sequences)
-    return Setup(model_path, fmt, max_seq_len, tasks, evals, pad_token_id(hf_tok), remapping)
+    missing = tuple(name for name, _ in mixture.missing)
+    pad = pad_token_id(hf_tok)
+    return Setup(model_path, fmt, max_seq_len, tasks, evals, pad, remapping, missing)
 
 
 def pad_token_id(hf_tok) -> int:

@@ -36,8 +36,8 @@ from pathlib import Path
 from manyicl.cliargs import arg, run_command
 from manyicl.finetune.mixing import family
 from manyicl.finetune.mixture import DEFAULT_MIXTURE, Mixture, load_mixture, resolve_mixture
-from manyicl.finetune.remap import LabelPools, strip_choices
-from manyicl.finetune.tasks import TaskExample
+from manyicl.tasks.remap import LabelPools, strip_choices
+from manyicl.tasks.task import TaskExample
 
 KINDS = ("cue", "source")
 SNIPPET_WORDS = (6, 24)  # words per snippet: about 10-40 tokens, so 2K tokens hold 40-100 shots

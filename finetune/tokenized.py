@@ -4,12 +4,11 @@ under remapping, and for every task when task-identification sequences are on.""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from manyicl.finetune.mixture import MixtureTask, Remapping
-from manyicl.finetune.remap import LabelPools, label_set, strip_choices
-from manyicl.finetune.tasks import TaskExample
 from manyicl.prompting import (
     BlockPadding,
     PromptFormat,
@@ -21,6 +20,8 @@ from manyicl.prompting import (
     tokenize_header,
 )
 from manyicl.prompting.render import leading_literal
+from manyicl.tasks.remap import LabelPools, label_set, strip_choices
+from manyicl.tasks.task import TaskExample
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def tokenize_tasks(
     if remap_on:
         for label in LabelPools.load("train").every_label:
             answers[label] = _answer_ids(fmt, tok, label)
-    out = []
+    out, too_long = [], []
     for mt in tasks:
         header = tuple(tokenize_header(fmt, tok, mt.task.instruction))
         room = max_seq_len - len(header)
@@ -70,7 +71,8 @@ def tokenize_tasks(
         evals = [tokenize_example(fmt, tok, ex.as_demo()) for ex in mt.eval]
         evals = tuple(t for t in evals if len(t) <= room)
         if not kept:
-            raise ValueError(f"task {mt.task.name!r}: no example fits in {max_seq_len} tokens")
+            too_long.append(mt.task.name)
+            continue
         examples = [ex for ex, _ in kept]
         remap = _remap_tokens(examples, fmt, tok, remapping, answers) if remap_on else None
         train = tuple(t for _, t in kept)
@@ -79,7 +81,19 @@ def tokenize_tasks(
         out.append(
             TokenizedTask(mt.task.name, mt.weight, header, train, evals, dropped, remap, padding)
         )
+    _check_fit(too_long, len(tasks), max_seq_len)
     return out
+
+
+def _check_fit(too_long: list[str], n_tasks: int, max_seq_len: int) -> None:
+    """A task none of whose examples fits one sequence is left out with one warning; a
+    mixture where that is every task cannot train."""
+    if not too_long:
+        return
+    text = f"{len(too_long)} of {n_tasks} tasks have no example that fits in {max_seq_len} tokens"
+    if len(too_long) == n_tasks:
+        raise ValueError(f"{text}: {', '.join(too_long)}")
+    warnings.warn(f"{text}; left out: {', '.join(too_long)}", stacklevel=3)
 
 
 def _answer_ids(fmt: PromptFormat, tok: Tokenizer, label: str) -> tuple[int, ...]:

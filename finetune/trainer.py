@@ -276,6 +276,7 @@ def _manifest(cfg: FinetuneConfig, setup: Setup, c: dict, metrics: dict) -> Adap
         tokens_trained=c["tokens"],
         seed=cfg.seed,
         metrics=metrics,
+        missing_tasks=list(setup.missing),
     )
 
 

@@ -54,6 +54,8 @@ class AdapterManifest(BaseModel):
     tokens_trained: int
     seed: int
     metrics: dict[str, float | None]
+    # Tasks of the mixture that were left out because their source could not be had.
+    missing_tasks: list[str] = []
 
     def adapter_name(self, adapter_dir: Path) -> str:
         """A name that changes whenever the weights change: vLLM keys its prefix cache by

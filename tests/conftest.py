@@ -35,7 +35,7 @@ def bigbench_tasks() -> Path:
     mixture itself skip, saying why, where the registry no longer serves the archive and no
     copy is in the cache; every other test uses tasks the tests make."""
     from manyicl.artifacts import ArtifactError
-    from manyicl.finetune import bigbench
+    from manyicl.tasks import bigbench
 
     try:
         return bigbench.tasks_dir()

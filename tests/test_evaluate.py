@@ -17,9 +17,10 @@ from manyicl.choices import NeedNext, pick_choice
 from manyicl.evaluate.report import aggregate, compare
 from manyicl.evaluate.scoring import exact_match, first_answer, normalize, rank_choice, rouge_l
 from manyicl.evaluate.stats import bootstrap_mean, paired_differences
-from manyicl.evaluate.suite import _largest_remainder, build_suite, stratified_split
-from manyicl.finetune.remap import Kind
-from manyicl.finetune.tasks import Task, TaskExample, choice_suffix
+from manyicl.evaluate.suite import build_suite
+from manyicl.tasks.remap import Kind
+from manyicl.tasks.split import largest_remainder, stratified_split
+from manyicl.tasks.task import Task, TaskExample, choice_suffix
 
 # fmt: off
 NORMALIZE = [
@@ -105,7 +106,7 @@ QUOTA_TABLE = [
 
 @pytest.mark.parametrize("counts,n,want", QUOTA_TABLE)
 def test_largest_remainder_table(counts, n, want):
-    assert _largest_remainder(counts, n) == want
+    assert largest_remainder(counts, n) == want
 
 
 def test_stratified_split_keeps_label_shares_and_is_seeded():

@@ -8,7 +8,7 @@ import tomllib
 import pytest
 
 from manyicl.finetune.mixture import DEFAULT_MIXTURE, MixtureError, load_mixture
-from manyicl.finetune.tasks import load_hf_disk, load_jsonl
+from manyicl.tasks.task import load_hf_disk, load_jsonl
 
 
 def _jsonl(path, n, **extra):

@@ -36,4 +36,4 @@ def test_the_wheel_holds_the_shipped_adapter_and_builds_without_warnings(tmp_pat
         f"manyicl/adapters/{DEFAULT_ADAPTER.name}/{p.name}" for p in DEFAULT_ADAPTER.iterdir()
     }
     assert shipped <= names, sorted(shipped - names)
-    assert {"manyicl/finetune/default_mixture.toml", "manyicl/finetune/label_pools.toml"} <= names
+    assert {"manyicl/finetune/default_mixture.toml", "manyicl/tasks/label_pools.toml"} <= names

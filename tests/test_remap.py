@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from manyicl.finetune.remap import (
+from manyicl.tasks.remap import (
     Kind,
     LabelPools,
     derangement,
@@ -17,7 +17,7 @@ from manyicl.finetune.remap import (
     seeded_mapping,
     strip_choices,
 )
-from manyicl.finetune.tasks import TaskExample, choice_suffix
+from manyicl.tasks.task import TaskExample, choice_suffix
 
 # outputs, max_labels -> the label set (empty: not a classification task)
 LABEL_SET_TABLE = [

@@ -18,9 +18,9 @@ from manyicl.finetune.sequences import (
     plan_length,
     render_sequence,
 )
-from manyicl.finetune.tasks import Task, TaskExample, choice_suffix
 from manyicl.finetune.tokenized import tokenize_tasks
 from manyicl.prompting import PLAIN, assemble
+from manyicl.tasks.task import Task, TaskExample, choice_suffix
 
 from chartok import CharTokenizer
 

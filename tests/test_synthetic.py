@@ -11,7 +11,6 @@ import pytest
 
 from manyicl.finetune.cli import main as finetune_main
 from manyicl.finetune.mixture import load_mixture
-from manyicl.finetune.remap import label_set
 from manyicl.finetune.synthetic import (
     SNIPPET_WORDS,
     cue_examples,
@@ -23,6 +22,7 @@ from manyicl.finetune.synthetic import (
     source_examples,
     task_weight,
 )
+from manyicl.tasks.remap import label_set
 
 TEXTS = [
     " ".join(f"w{j}" for j in range(40)),  # longer than any snippet
