@@ -10,11 +10,12 @@ Everything above the GENERATED marker in the file (settings, held-out tasks) is 
 `min_examples` examples, is not held out, and its median example (input plus output) is at most
 MAX_CHARS characters, so a long sequence holds many shots. Weights: each source gets its share
 (SHARES), split equally over its families, and a family's over its tasks (a family of 70
-rules weighs as much as a family of one task). A source that cannot be had is skipped with a line saying why.
-`--labelled-only` keeps only the classification tasks (outputs from a small label set, the
-ones symbol tuning remaps). `--scores` (the JSON of `manyicl-finetune learnability`) keeps only
-the tasks whose many-shot gain under the base model is at least `--min-gain`, or with `--below`
-those under it (a task without a measured gain is left out either way).
+rules weighs as much as a family of one task). A source that cannot be had is skipped with a
+line saying why. `--labelled-only` keeps only the classification tasks (outputs from a small
+label set, the ones symbol tuning remaps). `--scores` (the JSON of `manyicl-finetune
+learnability`) keeps only the tasks whose many-shot gain under the base model is at least
+`--min-gain`, or with `--below` those under it (a task without a measured gain is left out
+either way).
 """
 
 from __future__ import annotations
