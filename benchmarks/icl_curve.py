@@ -45,8 +45,13 @@ def bucket(k: int) -> str | None:
 def build_sequences(args, fmt, tok) -> list[dict]:
     """[{group, kind, task, ids, spans: [(start, end, label first tokens or None, skip)]}]:
     the answer spans of each packed sequence; first tokens are None where labels share one."""
-    from manyicl.finetune.mixture import DEFAULT_MIXTURE, MixtureTask, Remapping, load_mixture
-    from manyicl.finetune.mixture import heldout_eval_tasks
+    from manyicl.finetune.mixture import (
+        DEFAULT_MIXTURE,
+        MixtureTask,
+        Remapping,
+        heldout_eval_tasks,
+        load_mixture,
+    )
     from manyicl.finetune.tokenized import tokenize_tasks
     from manyicl.tasks import load_task
     from manyicl.tasks.remap import Kind, LabelPools, draw_mapping, label_set, mapping
