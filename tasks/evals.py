@@ -44,11 +44,13 @@ DATA = "evals/registry/data/"
 SPECS = "evals/registry/evals/"
 # Eval classes that compare the answer with `ideal` as a string (no model grader, no agent).
 BASIC = {"Match", "Includes", "FuzzyMatch", "MatchWithSolvers"}
-# Folders with data under a non-commercial licence (the wheel's LICENSE.md, and upstream terms).
+# Folders left out for their terms: data under a non-commercial licence (the wheel's LICENSE.md,
+# and upstream terms), or text whose copyright lies with a third party.
 NONCOMMERCIAL = {
     "steganography": "PiC/phrase_similarity and vicgalle/alpaca-gpt4 are CC BY-NC 4.0",
     "theory_of_mind": "ToMi is CC BY-NC 4.0",
     "logiqa-logical-reasoning-plus": "ReClor is non-commercial; LogiQA 2.0 is CC BY-NC-SA 4.0",
+    "guess_the_singer": "snippets of song lyrics, copyright of their authors",
 }
 MAX_EXAMPLES = 2000
 SCAN_ROWS = 5000  # rows read per file to decide whether it is usable (two files hold 200k+)
