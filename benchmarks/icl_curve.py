@@ -45,26 +45,20 @@ def bucket(k: int) -> str | None:
 def build_sequences(args, fmt, tok) -> list[dict]:
     """[{group, kind, task, ids, spans: [(start, end, label first tokens or None, skip)]}]:
     the answer spans of each packed sequence; first tokens are None where labels share one."""
-    from manyicl.finetune.mixture import (
-        DEFAULT_MIXTURE,
-        MixtureTask,
-        Remapping,
-        heldout_eval_tasks,
-        load_mixture,
-    )
+    from manyicl.finetune import mixture as mx
     from manyicl.finetune.tokenized import tokenize_tasks
     from manyicl.tasks import load_task
     from manyicl.tasks.remap import Kind, LabelPools, draw_mapping, label_set, mapping
 
-    remapping = Remapping(prob=1.0, flip_prob=0.2)
-    mixture = load_mixture(DEFAULT_MIXTURE)
+    remapping = mx.Remapping(prob=1.0, flip_prob=0.2)
+    mixture = mx.load_mixture(mx.DEFAULT_MIXTURE)
     classif = [m for m in mixture.tasks if label_set([e.output for e in m.train], 20)]
     train = random.Random("curve:train").sample(classif, min(args.train_tasks, len(classif)))
     heldout = []
-    for name in heldout_eval_tasks(DEFAULT_MIXTURE):
+    for name in mx.heldout_eval_tasks(mx.DEFAULT_MIXTURE):
         task = load_task(name)
         if label_set([e.output for e in task.examples], 20):
-            heldout.append(MixtureTask(task, 1.0, task.examples, ()))
+            heldout.append(mx.MixtureTask(task, 1.0, task.examples, ()))
     pools = {"train": LabelPools.load("train"), "eval": LabelPools.load("eval")}
     seqs = []
     for group, tasks in (("train", train), ("heldout", heldout)):
