@@ -5,10 +5,11 @@
 
 A reasoning-gym question wraps its item in a paragraph of instructions that a many-shot prompt
 would repeat per demonstration; a task here keeps the item alone, rebuilt from its metadata or
-cut out of the question by a regex that must match. A generator mixing rules (ascending or
-descending) is split into one task per rule, which its demonstrations can teach. The held-out
-induction families `arc_1d/<rule>` and `list_functions/<rule>` call the package's per-rule
-functions; `acre` keeps each item's own observations, from which its answer follows.
+cut out of the question by a regex that must match (the extractors of `gym_extract`). A
+generator mixing rules (ascending or descending) is split into one task per rule, which its
+demonstrations can teach. The held-out induction families `arc_1d/<rule>` and
+`list_functions/<rule>` call the package's per-rule functions; `acre` keeps each item's own
+observations, from which its answer follows.
 
 A task is a pure function of (name, seed, size, package version): see `_isolated` and
 `_SortedSet` for the global state and hash order some generators depend on. A repeated input
@@ -23,7 +24,6 @@ import functools
 import importlib.metadata
 import io
 import random
-import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -32,6 +32,23 @@ from reasoning_gym.arc.arc_1d_tasks import ARC_1D_TASKS
 from reasoning_gym.induction.list_functions import generators as list_generators
 
 from manyicl.tasks.generated import GeneratedKey, cached, sampler, split_params
+from manyicl.tasks.gym_extract import (
+    ACRE,
+    CUBE,
+    SYLLOGISM,
+    Extract,
+    Pair,
+    family,
+    field,
+    fill,
+    filtering,
+    letter_count,
+    lists,
+    matrix,
+    polygon,
+    regex,
+    when,
+)
 from manyicl.tasks.task import Task, TaskExample
 
 # The distribution's version: reasoning_gym.__version__ still says 0.1.19 in 0.1.25.
@@ -41,8 +58,6 @@ MAX_SIZE = 2000
 MAX_OUTPUT = 48  # characters; longer answers are dropped (outputs are to be short)
 ARC_SIZES = (10, 20)  # grid lengths: 20 cells print as 39 characters
 
-Pair = tuple[str, str]
-Extract = Callable[[dict], Pair | None]  # an item -> its bare (input, output), None to skip
 Make = Callable[[random.Random, int], Iterable[Pair]]  # (rng, size) -> candidate pairs
 
 # list_functions' generate_<i>, by what each computes.
@@ -52,77 +67,6 @@ LIST_RULES = (
     "sort_descending", "increment_ends", "is_ascending", "divisible_by_ten", "double_last",
     "two_x_minus_four",
 )  # fmt: skip
-
-
-def _field(name: str) -> Extract:
-    """The metadata field `name` -> the answer (the generator's item without its prose)."""
-    return lambda it: (str(it["metadata"][name]), it["answer"])
-
-
-def _lists(name: str, out: str | None = None, sep: str = ", ") -> Extract:
-    """A metadata list, joined -> another metadata list, joined (or the answer)."""
-
-    def extract(it: dict) -> Pair:
-        meta = it["metadata"]
-        output = sep.join(map(str, meta[out])) if out else it["answer"]
-        return sep.join(map(str, meta[name])), output
-
-    return extract
-
-
-def _regex(pattern: str, template: str = "{}") -> Extract:
-    """The groups of `pattern` in the question, filled into `template` -> the answer. A
-    question it does not match is a ValueError: a changed template fails loudly instead of
-    leaking its prose."""
-    compiled = re.compile(pattern, re.DOTALL)
-
-    def extract(it: dict) -> Pair:
-        match = compiled.search(it["question"])
-        if match is None:
-            raise ValueError(f"question does not match {pattern!r}: {it['question'][:200]!r}")
-        return template.format(*match.groups()), it["answer"]
-
-    return extract
-
-
-def _when(name: str, value: str, extract: Extract) -> Extract:
-    """Only items whose metadata `name` is `value`: one rule of a generator that mixes them."""
-    return lambda it: extract(it) if it["metadata"][name] == value else None
-
-
-def _format(template: str, *names: str) -> Extract:
-    """Metadata fields filled into `template` -> the answer."""
-    return lambda it: (template.format(*(it["metadata"][n] for n in names)), it["answer"])
-
-
-def _letter_count(it: dict) -> Pair:
-    meta = it["metadata"]
-    return f"{meta['target_letter']}: {' '.join(meta['span'])}", it["answer"]
-
-
-def _filtering(it: dict) -> Pair:
-    m = it["metadata"]
-    return f"{m['filter_value']} | {', '.join(m['original_numbers'])}", ", ".join(m["result"])
-
-
-def _family(it: dict) -> Pair:
-    """The story, then one fixed question (the generator rotates three phrasings of it)."""
-    m = it["metadata"]
-    story, sep, _ = it["question"].partition("\n\n")
-    if not sep:
-        raise ValueError(f"family question has no story paragraph: {it['question'][:200]!r}")
-    return f"{story}\nWhat is {m['person1']} to {m['person2']}?", it["answer"]
-
-
-def _polygon(it: dict) -> Pair:
-    m = it["metadata"]
-    angles = ", ".join(f"{a:g}" for a in m["known_angles"])
-    return f"{m['n_sides']} sides: {angles}", it["answer"]
-
-
-def _matrix(it: dict) -> Pair:
-    rows = it["metadata"]["matrix"]
-    return "\n".join(" ".join(map(str, row)) for row in rows), it["answer"]
 
 
 class _SortedSet(frozenset):
@@ -178,21 +122,15 @@ def _list_rule(index: int) -> Make:
     return make
 
 
-SYLLOGISM = _regex(r"1\. (.+?)\n2\. (.+?)\n\n.+?that:\n(.+?\?)\n", "{}. {}. Therefore: {}")
-# The item's own observations, then the test case: its answer follows from them alone.
-ACRE = _regex(r"results:\n(.+)\n\nNew test case:\n(.+)\n\nWhat is the", "{}\n{} → ?")
-CUBE = _regex(r"^(.+)\nProvide only the color as your final answer\.$")
-
-
 def _split(generator: str, name: str, values: tuple[str, ...], extract: Extract, **config):
     """One task per value of the metadata field `name`: rules a generator mixes in one dataset."""
     return {
-        f"{generator}/{v}": _dataset(generator, _when(name, v, extract), **config) for v in values
+        f"{generator}/{v}": _dataset(generator, when(name, v, extract), **config) for v in values
     }
 
 
 ASC_DESC = ("ascending", "descending")
-_EXPR = _field("expression")
+_EXPR = field("expression")
 _TERMS = {"min_terms": 2, "max_terms": 3}
 # Generators whose items have a robust bare form and a short answer: the training side.
 TRAINING: dict[str, Make] = {
@@ -203,66 +141,66 @@ TRAINING: dict[str, Make] = {
     "products/1digit": _dataset("products", _EXPR, max_digits=1),
     "products/2digit": _dataset("products", _EXPR, min_digits=2, max_digits=2),
     "decimal_chain_sum": _dataset("decimal_chain_sum", _EXPR, max_terms=3),
-    "complex_arithmetic": _dataset("complex_arithmetic", _regex(r": (\(.+\))$")),
-    "simple_equations": _dataset("simple_equations", _field("equation")),
-    "bitwise_arithmetic": _dataset("bitwise_arithmetic", _field("problem"), difficulty=1),
+    "complex_arithmetic": _dataset("complex_arithmetic", regex(r": (\(.+\))$")),
+    "simple_equations": _dataset("simple_equations", field("equation")),
+    "bitwise_arithmetic": _dataset("bitwise_arithmetic", field("problem"), difficulty=1),
     "base_conversion": _dataset(
         "base_conversion",
-        _format("{} (base {}) to base {}", "source_repr", "source_base", "target_base"),
+        fill("{} (base {}) to base {}", "source_repr", "source_base", "target_base"),
     ),
-    "count_bits": _dataset("count_bits", _field("number"), max_n=4095),
-    "gcd": _dataset("gcd", _lists("numbers")),
-    "lcm": _dataset("lcm", _lists("numbers")),
-    "prime_factorization": _dataset("prime_factorization", _field("number")),
+    "count_bits": _dataset("count_bits", field("number"), max_n=4095),
+    "gcd": _dataset("gcd", lists("numbers")),
+    "lcm": _dataset("lcm", lists("numbers")),
+    "prime_factorization": _dataset("prime_factorization", field("number")),
     "fraction_simplification": _dataset(
-        "fraction_simplification", _format("{}/{}", "numerator", "denominator"), styles=("plain",)
+        "fraction_simplification", fill("{}/{}", "numerator", "denominator"), styles=("plain",)
     ),
-    "number_sequence": _dataset("number_sequence", _regex(r"^(.+), \?$")),
-    "simple_geometry": _dataset("simple_geometry", _polygon),
-    "leg_counting": _dataset("leg_counting", _regex(r"if you have (.+)\?"), max_animals=5),
-    "letter_counting": _dataset("letter_counting", _letter_count, min_words=3, max_words=8),
-    "spell_backward": _dataset("spell_backward", _field("word")),
+    "number_sequence": _dataset("number_sequence", regex(r"^(.+), \?$")),
+    "simple_geometry": _dataset("simple_geometry", polygon),
+    "leg_counting": _dataset("leg_counting", regex(r"if you have (.+)\?"), max_animals=5),
+    "letter_counting": _dataset("letter_counting", letter_count, min_words=3, max_words=8),
+    "spell_backward": _dataset("spell_backward", field("word")),
     # Its sentences come from one short story: few enough that all of 1..10 words are used.
     **{
         f"caesar_cipher/rot{n}": _dataset(
-            "caesar_cipher", _field("cipher_text"), min_words=1, max_words=10, min_rotation=n,
+            "caesar_cipher", field("cipher_text"), min_words=1, max_words=10, min_rotation=n,
             max_rotation=n,
         )
         for n in (1, 3, 13)
     },
     **_split(
-        "word_sorting", "direction", ASC_DESC, _lists("transformed_words", "sorted_words"),
+        "word_sorting", "direction", ASC_DESC, lists("transformed_words", "sorted_words"),
         max_words=5, max_word_length=8,
     ),
     **_split(
-        "number_sorting", "direction", ASC_DESC, _lists("original_numbers", "sorted_numbers"),
+        "number_sorting", "direction", ASC_DESC, lists("original_numbers", "sorted_numbers"),
         max_numbers=6, max_decimals=1,
     ),
     **_split(
         "number_filtering", "operation",
-        ("keep_larger", "keep_smaller", "remove_larger", "remove_smaller"), _filtering,
+        ("keep_larger", "keep_smaller", "remove_larger", "remove_smaller"), filtering,
         tries=8, max_numbers=6, max_decimals=1,
     ),
     **_split(
         "number_format", "size", ("largest", "smallest"),
-        _lists("formatted_candidates", sep=" "), max_num_candidates=3,
+        lists("formatted_candidates", sep=" "), max_num_candidates=3,
     ),
-    "word_sequence_reversal": _dataset("word_sequence_reversal", _lists("words"), max_words=5),
-    "letter_jumble": _dataset("letter_jumble", _lists("scrambled_words", sep=" "), max_words=5),
-    "isomorphic_strings": _dataset("isomorphic_strings", _lists("words", sep=" ")),
-    "ransom_note": _dataset("ransom_note", _format("{} | {}", "ransom_note", "magazine")),
-    "binary_alternation": _dataset("binary_alternation", _field("string")),
-    "string_insertion": _dataset("string_insertion", _field("string")),
+    "word_sequence_reversal": _dataset("word_sequence_reversal", lists("words"), max_words=5),
+    "letter_jumble": _dataset("letter_jumble", lists("scrambled_words", sep=" "), max_words=5),
+    "isomorphic_strings": _dataset("isomorphic_strings", lists("words", sep=" ")),
+    "ransom_note": _dataset("ransom_note", fill("{} | {}", "ransom_note", "magazine")),
+    "binary_alternation": _dataset("binary_alternation", field("string")),
+    "string_insertion": _dataset("string_insertion", field("string")),
     "string_splitting": _dataset(
-        "string_splitting", _lists("initial_machines", sep=" "), max_initial_machines=9
+        "string_splitting", lists("initial_machines", sep=" "), max_initial_machines=9
     ),
     "string_synthesis": _dataset(
-        "string_synthesis", _lists("initial_blocks", sep=" "), max_initial_blocks=9
+        "string_synthesis", lists("initial_blocks", sep=" "), max_initial_blocks=9
     ),
-    "ab": _dataset("ab", _regex(r"following program:\n\n(.+?)\n\nReturn"), length=8),
-    "spiral_matrix": _dataset("spiral_matrix", _matrix, max_n=4),
+    "ab": _dataset("ab", regex(r"following program:\n\n(.+?)\n\nReturn"), length=8),
+    "spiral_matrix": _dataset("spiral_matrix", matrix, max_n=4),
     "syllogism": _dataset("syllogism", SYLLOGISM),
-    "family_relationships": _dataset("family_relationships", _family),
+    "family_relationships": _dataset("family_relationships", family),
     "aiw": _dataset("aiw", lambda it: (it["question"], it["answer"])),
     "color_cube_rotation": _dataset("color_cube_rotation", CUBE),
 }  # fmt: skip

@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 
-from manyicl.tasks import evals
+from manyicl.tasks import evals, evals_text
 from manyicl.tasks.task import TaskExample
 
 
@@ -89,7 +89,7 @@ def test_split_row(row, expected):
     ],
 )
 def test_shared_sentences(systems, expected):
-    assert evals.shared_sentences(systems) == expected
+    assert evals_text.shared_sentences(systems) == expected
 
 
 @pytest.mark.parametrize(
@@ -126,7 +126,7 @@ def test_shared_sentences(systems, expected):
     ],
 )
 def test_strip_affixes(items, expected):
-    assert evals.strip_affixes(items) == expected
+    assert evals_text.strip_affixes(items) == expected
 
 
 @pytest.mark.parametrize(
@@ -141,7 +141,7 @@ def test_strip_affixes(items, expected):
     ],
 )
 def test_strip_lead(answers, expected):
-    assert evals.strip_lead(answers) == expected
+    assert evals_text.strip_lead(answers) == expected
 
 
 @pytest.mark.parametrize(
@@ -155,7 +155,7 @@ def test_strip_lead(answers, expected):
     ],
 )
 def test_unwrap(answers, expected):
-    assert evals.unwrap(answers) == expected
+    assert evals_text.unwrap(answers) == expected
 
 
 def test_bare_examples_strip_the_shared_prompt_and_drop_duplicates_and_long_answers():
@@ -298,7 +298,7 @@ def test_every_task_of_the_real_wheel_loads_with_bare_inputs_and_short_answers()
         assert all(i and i == i.strip() and len(i) <= evals.MAX_INPUT_CHARS for i in inputs), name
         assert all(o and o == o.strip() and len(o.split()) <= 16 for o in outputs), name
         assert statistics.median(map(len, inputs)) <= 600, name
-        assert evals.strip_affixes(inputs) == (inputs, ""), name  # no shared prompt is left
+        assert evals_text.strip_affixes(inputs) == (inputs, ""), name  # no shared prompt is left
         assert len(os.path.commonprefix(inputs)) < 130, name  # noqa: RUF071 - nor a paragraph
         assert len(set(outputs)) >= 2, name
         assert not task.instruction or not any(i.startswith(task.instruction) for i in inputs)

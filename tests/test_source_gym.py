@@ -15,6 +15,21 @@ import pytest
 
 from manyicl.tasks import gym
 from manyicl.tasks.generated import GeneratedKey
+from manyicl.tasks.gym_extract import (
+    ACRE,
+    CUBE,
+    SYLLOGISM,
+    family,
+    field,
+    fill,
+    filtering,
+    letter_count,
+    lists,
+    matrix,
+    polygon,
+    regex,
+    when,
+)
 from manyicl.tasks.task import TaskExample
 
 
@@ -39,45 +54,45 @@ CUBE_Q = "A cube has:\n- a blue top side\n\nWhat is now the color of the top sid
 
 # (extractor, hand-built item, the bare (input, output) it must give)
 EXTRACTS = [
-    (gym._field("expression"), _item("Calculate 3 + 4 * 2.", "11", expression="3 + 4 * 2"),
+    (field("expression"), _item("Calculate 3 + 4 * 2.", "11", expression="3 + 4 * 2"),
      ("3 + 4 * 2", "11")),
-    (gym._field("number"), _item("How many 1 bits ... 5?", "2", number=5), ("5", "2")),
-    (gym._lists("numbers"), _item("GCD of 780, 461", "1", numbers=[780, 461]), ("780, 461", "1")),
-    (gym._lists("words", sep=" "), _item("...:\nmyty hxmm\n", "False", words=["myty", "hxmm"]),
+    (field("number"), _item("How many 1 bits ... 5?", "2", number=5), ("5", "2")),
+    (lists("numbers"), _item("GCD of 780, 461", "1", numbers=[780, 461]), ("780, 461", "1")),
+    (lists("words", sep=" "), _item("...:\nmyty hxmm\n", "False", words=["myty", "hxmm"]),
      ("myty hxmm", "False")),
-    (gym._lists("original_numbers", "sorted_numbers"),
+    (lists("original_numbers", "sorted_numbers"),
      _item("Sort ...", "['-1', '2']", original_numbers=["2", "-1"], sorted_numbers=["-1", "2"]),
      ("2, -1", "-1, 2")),
-    (gym._format("{} (base {}) to base {}", "source_repr", "source_base", "target_base"),
+    (fill("{} (base {}) to base {}", "source_repr", "source_base", "target_base"),
      _item("convert the base-11 number 115 to base-15", "92", source_repr="115", source_base=11,
            target_base=15),
      ("115 (base 11) to base 15", "92")),
-    (gym._regex(r"^(.+), \?$"), _item("5, 2, 1, 0, ?", "0"), ("5, 2, 1, 0", "0")),
-    (gym._regex(r"if you have (.+)\?"),
+    (regex(r"^(.+), \?$"), _item("5, 2, 1, 0, ?", "0"), ("5, 2, 1, 0", "0")),
+    (regex(r"if you have (.+)\?"),
      _item("Your task is ...\n\nNow, how many legs ... if you have 2 cats, 1 bird?\n", "10"),
      ("2 cats, 1 bird", "10")),
-    (gym._when("direction", "ascending", gym._lists("words")),
+    (when("direction", "ascending", lists("words")),
      _item("", "a, b", direction="ascending", words=["b", "a"]), ("b, a", "a, b")),
-    (gym._when("direction", "ascending", gym._lists("words")),
+    (when("direction", "ascending", lists("words")),
      _item("", "b, a", direction="descending", words=["a", "b"]), None),
-    (gym._letter_count, _item("", "2", target_letter="h", span=["the", "hat"]),
+    (letter_count, _item("", "2", target_letter="h", span=["the", "hat"]),
      ("h: the hat", "2")),
-    (gym._filtering,
+    (filtering,
      _item("", "", filter_value="8.6", original_numbers=["-81.68", "67.10"], result=["-81.68"]),
      ("8.6 | -81.68, 67.10", "-81.68")),
-    (gym._polygon, _item("", "104", n_sides=4, known_angles=[155.0, 26.0, 75.5]),
+    (polygon, _item("", "104", n_sides=4, known_angles=[155.0, 26.0, 75.5]),
      ("4 sides: 155, 26, 75.5", "104")),
-    (gym._matrix, _item("", "2 1 5 1", matrix=[[2, 1], [1, 5]]), ("2 1\n1 5", "2 1 5 1")),
-    (gym._family, _item(FAMILY_Q, "son", person1="Jacob", person2="Barbara"),
+    (matrix, _item("", "2 1 5 1", matrix=[[2, 1], [1, 5]]), ("2 1\n1 5", "2 1 5 1")),
+    (family, _item(FAMILY_Q, "son", person1="Jacob", person2="Barbara"),
      ("David is married to Barbara. They have a child called Jacob.\nWhat is Jacob to Barbara?",
       "son")),
-    (gym.SYLLOGISM, _item(SYLLOGISM_Q, "Yes"),
+    (SYLLOGISM, _item(SYLLOGISM_Q, "Yes"),
      ("All adults are grandparents. No grandparents are fish. Therefore: Some adults are not fish?",
       "Yes")),
-    (gym.ACRE, _item(ACRE_Q, "on"),
+    (ACRE, _item(ACRE_Q, "on"),
      ("brown rubber cube → off\ngray rubber cube, brown rubber cube → on\ngray rubber cube → ?",
       "on")),
-    (gym.CUBE, _item(CUBE_Q + "\nProvide only the color as your final answer.", "blue"),
+    (CUBE, _item(CUBE_Q + "\nProvide only the color as your final answer.", "blue"),
      (CUBE_Q, "blue")),
 ]  # fmt: skip
 
@@ -89,9 +104,9 @@ def test_extract_gives_the_bare_item(extract, item, expected):
 
 def test_a_question_the_regex_does_not_match_is_an_error():
     with pytest.raises(ValueError, match="does not match"):
-        gym.CUBE(_item("A cube has a red top.", "red"))
+        CUBE(_item("A cube has a red top.", "red"))
     with pytest.raises(ValueError, match="no story"):
-        gym._family(_item("no paragraphs", "son", person1="A", person2="B"))
+        family(_item("no paragraphs", "son", person1="A", person2="B"))
 
 
 def test_bare_examples_strip_skip_empty_long_and_repeated_inputs():
