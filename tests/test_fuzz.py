@@ -75,6 +75,8 @@ def test_generated_requests_get_no_server_error_and_match_the_document(api_schem
         try:
             check()
         except Exception as e:  # every operation is tried; all failures are reported
-            failures.append(f"{operation.label}: {e}")
+            # Hypothesis wraps a flaky failure in a group: its members say what failed.
+            inner = "".join(f"\n  - {x!r}" for x in getattr(e, "exceptions", ()))
+            failures.append(f"{operation.label}: {e}{inner}")
     print(f"{len(sent)} generated requests over {len(set(sent))} operations")  # pytest -s
     assert not failures, "\n\n".join(failures)
