@@ -27,8 +27,18 @@ from manyicl.serve.metrics import ServerMetrics
 from manyicl.serve.openapi import document_bodies, responses
 from manyicl.serve.protocol import CompletionRequest, CompletionResponse, ModelCard, ModelList
 from manyicl.serve.registry import DemoSetRegistry, StorageError, TokenizedDemoSet
+from manyicl.serve.responses import as_chat, response_events, response_object
+from manyicl.serve.responses_protocol import ResponseObject, ResponsesRequest
 from manyicl.serve.scheduler import DemoSetScheduler
 from manyicl.serve.serving import CompletionService
+from manyicl.serve.tokenize_protocol import (
+    DetokenizeRequest,
+    DetokenizeResponse,
+    TokenizeRequest,
+    TokenizeResponse,
+    TokenizerInfoResponse,
+)
+from manyicl.serve.tokenizing import detokenize, tokenize, tokenizer_info
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +59,10 @@ def create_app(
         {
             "/v1/completions": CompletionRequest,
             "/v1/chat/completions": ChatCompletionRequest,
+            "/v1/responses": ResponsesRequest,
             "/v1/demo_sets": DemoSetCreate,
+            "/tokenize": TokenizeRequest,
+            "/detokenize": DetokenizeRequest,
         },
     )
     app.state.max_body_bytes = max_body_bytes
@@ -68,6 +81,7 @@ def create_app(
 
     _completion_routes(app, service)
     _chat_routes(app, service, registry)
+    _tokenizer_routes(app, engine, registry)
     _demo_set_routes(app, engine, registry, metrics)
     _ops_routes(app, engine, metrics)
     return app
@@ -96,6 +110,38 @@ def _chat_routes(app: FastAPI, service: CompletionService, registry: DemoSetRegi
         if isinstance(result, BaseModel):
             return JSONResponse(chat_response(result, prefix).model_dump(mode="json"))
         return StreamingResponse(chat_stream(result, prefix), media_type="text/event-stream")
+
+    @app.post("/v1/responses", responses=responses(ResponseObject, stream=True))
+    async def create_response(request: Request):
+        req = await _parse(request, ResponsesRequest)
+        prefix = service.engine.fmt.answer_prefix
+        work = service.create(as_completion(as_chat(req), registry))
+        result = await cancel_on_disconnect(request, work)
+        if result is None:
+            return Response(status_code=499)
+        if isinstance(result, BaseModel):
+            chat = chat_response(result, prefix)
+            return JSONResponse(response_object(req, chat).model_dump(mode="json"))
+        events = response_events(req, chat_stream(result, prefix))
+        return StreamingResponse(events, media_type="text/event-stream")
+
+
+def _tokenizer_routes(app: FastAPI, engine: ManyICLEngine, registry: DemoSetRegistry) -> None:
+    """vLLM's tokenizer routes (lm-evaluation-harness's `tokenizer_backend=remote`)."""
+
+    @app.post("/tokenize", responses=responses(TokenizeResponse))
+    async def tokenize_route(request: Request):
+        req = await _parse(request, TokenizeRequest)
+        return JSONResponse(tokenize(req, engine, registry).model_dump(mode="json"))
+
+    @app.post("/detokenize", responses=responses(DetokenizeResponse))
+    async def detokenize_route(request: Request):
+        req = await _parse(request, DetokenizeRequest)
+        return JSONResponse(detokenize(req, engine).model_dump(mode="json"))
+
+    @app.get("/tokenizer_info", responses=responses(TokenizerInfoResponse))
+    async def tokenizer_info_route():
+        return JSONResponse(tokenizer_info(engine).model_dump(mode="json"))
 
 
 async def cancel_on_disconnect(request: Request, work, poll: float = 0.25):
@@ -180,12 +226,27 @@ async def _parse(request: Request, model: type[BaseModel]):
     try:
         return model.model_validate_json(body)
     except ValidationError as e:
-        first = e.errors()[0]
-        if first["type"] == "json_invalid":
-            raise bad_request(f"malformed JSON: {first['msg']}") from None
-        param = ".".join(str(p) for p in first["loc"]) or None
+        errors = e.errors()
+        if errors[0]["type"] == "json_invalid":
+            raise bad_request(f"malformed JSON: {errors[0]['msg']}") from None
+        # Of a union's failed members, the one that got furthest names the field best.
+        first = max(errors, key=lambda err: len(field_path(err["loc"])))
+        param = ".".join(field_path(first["loc"])) or None
         kind = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
         raise bad_request(f"{param}: {kind}" if param else kind, param) from None
+
+
+_TYPE_TAGS = {"str", "int", "float", "bool", "dict", "list", "none"}
+
+
+def field_path(loc: tuple) -> list[str]:
+    """A validation error's location as field names and indices, without the tags pydantic
+    puts in for union members (`str`, `list[InputMessage]`, `function-before[...]`)."""
+    return [
+        str(p)
+        for p in loc
+        if not (isinstance(p, str) and (p in _TYPE_TAGS or any(c in p for c in "[(-")))
+    ]
 
 
 def _info(entry: TokenizedDemoSet, warmed: bool = False) -> DemoSetInfo:

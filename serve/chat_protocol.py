@@ -55,6 +55,7 @@ class ChatFields(RequestModel):
     n: json_int(ge=1, le=128) = 1
     parallel_tool_calls: StrictBool | None = None
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    prompt_cache_key: StrictStr | None = None  # the routing key when no demo set gives one
     seed: JSONInt | None = None
     stop: StrictStr | list[StrictStr] | None = None
     stream: StrictBool = False

@@ -133,8 +133,11 @@ async def answer_stream(run) -> AsyncIterator[str]:
     """answer_choices streamed: the whole answer in one chunk, then usage and [DONE]."""
     full = await answer(run)
     usage, full.usage = full.usage, None
+    opts = run.req.stream_options
+    if opts and opts.include_usage and opts.continuous_usage_stats:
+        full.usage = usage  # the one chunk carries all of it
     yield f"data: {full.model_dump_json()}\n\n"
-    if run.req.stream_options and run.req.stream_options.include_usage:
+    if opts and opts.include_usage:
         chunk = CompletionResponse(id=run.id, model=run.model.name, choices=[], usage=usage)
         yield f"data: {chunk.model_dump_json()}\n\n"
     yield "data: [DONE]\n\n"

@@ -28,6 +28,7 @@ class PreparedPrompt:
     demo_set: str | None = None  # content id of the demo block, for the scheduler
     labels: tuple[str, ...] = ()  # distinct outputs of the demonstrations used, in order
     routing_key: str | None = None  # of the demonstrations (see ManyICLInfo.routing_key)
+    answer_spans: tuple[tuple[int, int], ...] = ()  # [start, end) of each demonstration's answer
 
 
 def prepare_prompts(
@@ -122,7 +123,9 @@ def _many_shot(
     )
     outputs = [ds.demos.examples[i].output for i in plan.indices]
     labels = tuple(dict.fromkeys(outputs))
-    return PreparedPrompt(rendered.token_ids, info, True, ds.id, labels, ds.routing_key)
+    spans = tuple((span.answer_start, span.end) for span in rendered.examples)
+    key = ds.routing_key if ds.examples else None  # no demonstrations: nothing to route by
+    return PreparedPrompt(rendered.token_ids, info, True, ds.id, labels, key, spans)
 
 
 def _plain(

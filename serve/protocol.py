@@ -67,6 +67,8 @@ XArg = StrictStr | JSONInt | float  # a value of vLLM's `vllm_xargs`
 
 class StreamOptions(RequestModel):
     include_usage: StrictBool = False
+    # vLLM's extension (GuideLLM sends it): with include_usage, usage in every chunk as well
+    continuous_usage_stats: StrictBool = False
 
 
 class JSONSchema(RequestModel):
@@ -156,6 +158,9 @@ class RouterFields(RequestModel):
     no_stop_trim: Literal[False] = False
     return_hidden_states: Literal[False] = False
     continue_final_message: Literal[False] = False  # chat
+    # Body keys vllm-router's consistent_hash policy routes by; the replica ignores them.
+    session_params: dict | None = None  # its `session_id` is the key
+    user_id: StrictStr | None = None
     separate_reasoning: StrictBool = True  # chat; no reasoning model is served
     stream_reasoning: StrictBool = True  # chat
     include_reasoning: StrictBool = True  # chat
@@ -185,6 +190,9 @@ class CompletionFields(RequestModel):
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     user: StrictStr | None = None
+    # OpenAI's chat and Responses field, taken here too: the routing key when no demo set
+    # gives one (see ManyICLInfo.routing_key); the engine's prefix cache needs no key.
+    prompt_cache_key: StrictStr | None = None
 
 
 class CompletionRequest(RouterFields, VLLMFields, ManyShotFields, CompletionFields):
@@ -246,7 +254,7 @@ class ManyICLInfo(OpenAIModel):
     demo_set: str | None = None
     # Behind a consistent-hash router, send this as `X-Session-ID` so every request of the set
     # reaches the replica that caches its block: a registered set's id, or for inline
-    # demonstrations `manyicl.prompting.routing_key(demos)`.
+    # demonstrations `manyicl.prompting.routing_key(demos)`, else the `prompt_cache_key`.
     routing_key: str | None = None
     prompts: list[PromptInfo] = []
 

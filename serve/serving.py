@@ -78,6 +78,7 @@ class CompletionService:
                 choosing.check(req, p.uses_demos)
         # A registered set is routed by its id; inline demonstrations by their content.
         key = req.demo_set or next((p.routing_key for p in prompts if p.routing_key), None)
+        key = key or req.prompt_cache_key
         info = ManyICLInfo(
             demo_set=req.demo_set, routing_key=key, prompts=[p.info for p in prompts]
         )
@@ -203,6 +204,8 @@ class _Run:
         open_prompts, finals = len(self.prompts), [None] * len(self.prompts)
         started: set[tuple[int, int]] = set()
         generated, first_chunk = 0, True
+        opts = self.req.stream_options
+        continuous = bool(opts and opts.include_usage and opts.continuous_usage_stats)
         while open_prompts:
             i, out = await queue.get()
             if out is None:
@@ -226,11 +229,13 @@ class _Run:
                     model=self.model.name,
                     choices=[self._choice(i, out, o, first)],
                     manyicl=self.info if first_chunk else None,
+                    # vLLM's continuous_usage_stats: the request's usage so far
+                    usage=self._usage(finals, generated=generated) if continuous else None,
                 )
                 first_chunk = False
                 yield f"data: {chunk.model_dump_json()}\n\n"
         self._record(finals, generated)
-        if self.req.stream_options and self.req.stream_options.include_usage:
+        if opts and opts.include_usage:
             usage = self._usage(finals, generated=generated)
             chunk = CompletionResponse(id=self.id, model=self.model.name, choices=[], usage=usage)
             yield f"data: {chunk.model_dump_json()}\n\n"

@@ -125,3 +125,53 @@ def test_fields_it_cannot_honour_get_a_400_naming_them(http, extra, field):
     assert r.status_code == 400, r.text
     error = r.json()["error"]
     assert error["param"] == field or field in error["message"], error
+
+
+def _events(http, body) -> list[dict]:
+    """The JSON chunks of a streamed completion, [DONE] left out."""
+    import json
+
+    with http.stream("POST", "/v1/completions", json={"model": "manyicl", **body}) as r:
+        assert r.status_code == 200, r.read()
+        lines = [x.removeprefix("data: ") for x in r.iter_lines() if x.startswith("data: ")]
+    assert lines[-1] == "[DONE]"
+    return [json.loads(x) for x in lines[:-1]]
+
+
+def test_continuous_usage_stats_put_usage_in_every_chunk(http):
+    body = {"prompt": "dog", "demonstrations": DEMOS * 8, "max_tokens": 6, "temperature": 0}
+    body |= {"ignore_eos": True, "stream": True}
+    _events(http, body)  # the demo block is cached from here on
+    opts = {"include_usage": True, "continuous_usage_stats": True}
+    chunks = _events(http, {**body, "stream_options": opts})
+    usages = [c["usage"] for c in chunks]
+    assert all(u is not None for u in usages)
+    generated = [u["completion_tokens"] for u in usages[:-1]]
+    assert generated == sorted(generated) and generated[-1] == 6 == usages[-1]["completion_tokens"]
+    assert usages[-1]["total_tokens"] == usages[-1]["prompt_tokens"] + 6
+    assert all(u["prompt_tokens_details"]["cached_tokens"] > 0 for u in usages)
+    plain = _events(http, {**body, "stream_options": {"include_usage": True}})
+    assert [c["usage"] is None for c in plain] == [True] * (len(plain) - 1) + [False]
+
+
+def test_prompt_cache_key_and_router_body_keys_are_accepted(http):
+    keyed = _post(http, prompt="x", max_tokens=1, prompt_cache_key="team-a").json()
+    assert keyed["manyicl"]["routing_key"] == "team-a"
+    demos = _post(http, prompt="x", max_tokens=1, demonstrations=DEMOS, prompt_cache_key="k")
+    assert demos.json()["manyicl"]["routing_key"] != "k"  # the demonstrations' key wins
+    routed = _post(
+        http, prompt="x", max_tokens=1, session_params={"session_id": "s1"}, user_id="u1"
+    )
+    assert routed.status_code == 200, routed.text
+    chat = http.post(
+        "/v1/chat/completions",
+        json={
+            "model": "manyicl",
+            "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 1,
+            "prompt_cache_key": "team-b",
+            "user_id": "u1",
+        },
+    )
+    assert chat.status_code == 200, chat.text
+    assert chat.json()["manyicl"]["routing_key"] == "team-b"  # no demonstrations to route by
