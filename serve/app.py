@@ -21,7 +21,7 @@ from manyicl.serve.chat import as_completion, chat_response, chat_stream
 from manyicl.serve.chat_protocol import ChatCompletionRequest, ChatCompletionResponse
 from manyicl.serve.demo_set_protocol import DemoSetCreate, DemoSetDeleted, DemoSetInfo, DemoSetList
 from manyicl.serve.engine import ManyICLEngine
-from manyicl.serve.errors import APIError, bad_request, not_found
+from manyicl.serve.errors import APIError, invalid, not_found
 from manyicl.serve.guard import Guard, error_response
 from manyicl.serve.metrics import ServerMetrics
 from manyicl.serve.openapi import document_bodies, responses
@@ -226,27 +226,7 @@ async def _parse(request: Request, model: type[BaseModel]):
     try:
         return model.model_validate_json(body)
     except ValidationError as e:
-        errors = e.errors()
-        if errors[0]["type"] == "json_invalid":
-            raise bad_request(f"malformed JSON: {errors[0]['msg']}") from None
-        # Of a union's failed members, the one that got furthest names the field best.
-        first = max(errors, key=lambda err: len(field_path(err["loc"])))
-        param = ".".join(field_path(first["loc"])) or None
-        kind = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
-        raise bad_request(f"{param}: {kind}" if param else kind, param) from None
-
-
-_TYPE_TAGS = {"str", "int", "float", "bool", "dict", "list", "none"}
-
-
-def field_path(loc: tuple) -> list[str]:
-    """A validation error's location as field names and indices, without the tags pydantic
-    puts in for union members (`str`, `list[InputMessage]`, `function-before[...]`)."""
-    return [
-        str(p)
-        for p in loc
-        if not (isinstance(p, str) and (p in _TYPE_TAGS or any(c in p for c in "[(-")))
-    ]
+        raise invalid(e) from None
 
 
 def _info(entry: TokenizedDemoSet, warmed: bool = False) -> DemoSetInfo:

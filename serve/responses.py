@@ -16,8 +16,10 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 
+from pydantic import ValidationError
+
 from manyicl.serve.chat_protocol import ChatCompletionRequest, ChatCompletionResponse
-from manyicl.serve.errors import bad_request
+from manyicl.serve.errors import bad_request, invalid
 from manyicl.serve.protocol import ManyShotFields, RouterFields, Usage, VLLMFields
 from manyicl.serve.responses_protocol import (
     IncompleteDetails,
@@ -63,12 +65,17 @@ def as_chat(req: ResponsesRequest) -> ChatCompletionRequest:
         items.append({"role": m.role, "content": text})
     if req.instructions is not None:
         items.insert(0, {"role": "system", "content": req.instructions})
+    if not items:
+        raise bad_request("input must hold at least one message", "input")
     fields = req.model_dump(include=_SHARED | _EXTENSIONS, exclude_unset=True, by_alias=True)
     fields["messages"] = items
     fields["max_completion_tokens"] = req.max_output_tokens
     if req.stream:  # the final event carries usage
         fields["stream_options"] = {"include_usage": True}
-    return ChatCompletionRequest.model_validate(fields, strict=False)
+    try:
+        return ChatCompletionRequest.model_validate(fields, strict=False)
+    except ValidationError as e:
+        raise invalid(e) from None
 
 
 def _usage(usage: Usage | None) -> ResponseUsage | None:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 from manyicl.serve.chat import as_completion
 from manyicl.serve.chat_protocol import ChatCompletionRequest
 from manyicl.serve.engine import ManyICLEngine
-from manyicl.serve.errors import bad_request
+from manyicl.serve.errors import bad_request, invalid
 from manyicl.serve.prompts import prepare_prompts
 from manyicl.serve.protocol import CompletionRequest
 from manyicl.serve.registry import DemoSetRegistry
@@ -62,6 +64,13 @@ def tokenize(
 
 
 def _as_completion(req: TokenizeRequest, model: str, registry: DemoSetRegistry):
+    try:
+        return _completion_of(req, model, registry)
+    except ValidationError as e:
+        raise invalid(e) from None
+
+
+def _completion_of(req: TokenizeRequest, model: str, registry: DemoSetRegistry):
     if (req.prompt is None) == (req.messages is None):
         raise bad_request("give prompt or messages (exactly one)", "prompt")
     demo = req.model_dump(include=set(_DEMO_FIELDS), exclude_unset=True)

@@ -41,12 +41,14 @@ def map_body(context, body):
     """Keep a generated request cheap: generation is the one costly thing a valid one does."""
     if not isinstance(body, dict):
         return body
-    for key in ("max_tokens", "max_completion_tokens", "min_tokens"):
+    for key in ("max_tokens", "max_completion_tokens", "max_output_tokens", "min_tokens"):
         value = body.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value > 4:
             body[key] = 4
     if "messages" in body or "prompt" in body:
         body.setdefault("max_tokens", 4)  # the default runs to the end of the context
+    if "input" in body:  # /v1/responses
+        body.setdefault("max_output_tokens", 4)
     if isinstance(body.get("n"), int) and not isinstance(body["n"], bool) and body["n"] > 2:
         body["n"] = 2
     if isinstance(body.get("answer_choices"), list):

@@ -279,6 +279,9 @@ def test_the_openapi_document_describes_the_real_models(http):
         ("/v1/completions", "CompletionRequest"),
         ("/v1/chat/completions", "ChatCompletionRequest"),
         ("/v1/demo_sets", "DemoSetCreate"),
+        ("/v1/responses", "ResponsesRequest"),
+        ("/tokenize", "TokenizeRequest"),
+        ("/detokenize", "DetokenizeRequest"),
     ]:
         post = doc["paths"][path]["post"]
         body = post["requestBody"]["content"]["application/json"]["schema"]
@@ -290,3 +293,9 @@ def test_the_openapi_document_describes_the_real_models(http):
     assert {"prompt", "demonstrations", "demo_set", "answer_choices", "top_k"} <= set(fields)
     assert schemas["CompletionRequest"]["additionalProperties"] is False
     assert "messages" in schemas["ChatCompletionRequest"]["properties"]
+    assert {"prompt_cache_key", "session_params", "user_id"} <= set(fields)
+    assert "continuous_usage_stats" in schemas["StreamOptions"]["properties"]
+    assert {"input", "instructions", "demonstrations"} <= set(
+        schemas["ResponsesRequest"]["properties"]
+    )
+    assert "/tokenizer_info" in doc["paths"]

@@ -1,5 +1,6 @@
 """Clients written for vLLM, run unchanged against manyicl-serve: vLLM's own benchmark client,
-lm-evaluation-harness (`local-completions`, one generation and one log-likelihood task over
+GuideLLM (completions, chat and Responses, streamed with continuous usage), lm-evaluation-harness
+(`local-completions` with the remote tokenizer, one generation and one log-likelihood task over
 local JSONL files), and prompt log-probabilities compared with vLLM's own server."""
 
 from __future__ import annotations
@@ -150,7 +151,38 @@ def _lm_eval_tasks(folder) -> str:
     return str(folder)
 
 
+@pytest.mark.parametrize("endpoint", ["/v1/completions", "/v1/chat/completions", "/v1/responses"])
+def test_guidellm_runs_without_failures_and_sees_the_shared_prefix_cached(
+    server, smollm2_dir, tmp_path, endpoint
+):
+    backend = f"kind=openai_http,target={server.url},model=manyicl,api_key={API_KEY}"
+    data = {
+        "kind": "synthetic_text",
+        "prompt_tokens": 16,
+        "output_tokens": 4,
+        "prefix_buckets": [{"prefix_tokens": 256, "prefix_count": 1}],  # two whole KV blocks
+    }
+    report = tmp_path / "report.json"
+    args = [
+        *(sys.executable, "-m", "guidellm", "run"),
+        *("--backend", f"{backend},request_format={endpoint}"),
+        *("--profile", "kind=synchronous", "--constraint", "kind=max_requests,count=4"),
+        *("--tokenizer", f"kind=huggingface_auto,model={smollm2_dir}"),
+        *("--data", json.dumps(data), "--output", f"kind=json,path={report}"),
+        "--disable-console",
+    ]
+    run = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    (bench,) = json.loads(report.read_text())["benchmarks"]
+    totals = bench["metrics"]["request_totals"]
+    assert totals["successful"] == 4 and totals["errored"] == totals["incomplete"] == 0, totals
+    done = bench["requests"]["successful"]
+    assert [r["output_tokens"] for r in done] == [4] * 4  # usage came back on every request
+    assert all(r["cached_tokens"] >= 128 for r in done[1:]), done  # the prefix hit the cache
+
+
 def _lm_eval(url: str, model: str, tokenizer: str, tasks: str, out) -> dict:
+    """lm-eval's scores; `tokenizer` is its model_args for the tokenizer."""
     args = [
         sys.executable,
         "-m",
@@ -158,8 +190,8 @@ def _lm_eval(url: str, model: str, tokenizer: str, tasks: str, out) -> dict:
         "--model",
         "local-completions",
         "--model_args",
-        f"model={model},base_url={url}/v1/completions,tokenizer={tokenizer},"
-        "tokenizer_backend=huggingface,num_concurrent=1,max_retries=1",
+        f"model={model},base_url={url}/v1/completions,{tokenizer},"
+        f"num_concurrent=1,max_retries=1,auth_token={API_KEY}",
         "--tasks",
         "manyicl_gen,manyicl_mc",
         "--include_path",
@@ -177,15 +209,15 @@ def _lm_eval(url: str, model: str, tokenizer: str, tasks: str, out) -> dict:
     }
 
 
-def test_lm_eval_scores_equal_vllms_server(http, vllm_server, smollm2_dir, tmp_path):
+def test_lm_eval_scores_with_the_remote_tokenizer_equal_vllms_server(
+    http, vllm_server, smollm2_dir, tmp_path
+):
+    """Ours through `tokenizer_backend=remote` (/tokenizer_info, /tokenize, /detokenize);
+    vLLM's server with the local Hugging Face tokenizer."""
     tasks = _lm_eval_tasks(tmp_path)
-    ours = _lm_eval(
-        vllm_server.url.replace(vllm_server.url, http.base_url.__str__().rstrip("/")),
-        _base_model(http),
-        smollm2_dir,
-        tasks,
-        tmp_path / "ours",
-    )
-    theirs = _lm_eval(vllm_server.url, _served(vllm_server), smollm2_dir, tasks, tmp_path / "v")
+    url = str(http.base_url).rstrip("/")
+    ours = _lm_eval(url, _base_model(http), "tokenizer_backend=remote", tasks, tmp_path / "ours")
+    local = f"tokenizer={smollm2_dir},tokenizer_backend=huggingface"
+    theirs = _lm_eval(vllm_server.url, _served(vllm_server), local, tasks, tmp_path / "v")
     assert set(ours) == {"manyicl_gen", "manyicl_mc"}
     assert ours == theirs
