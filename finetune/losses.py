@@ -66,6 +66,37 @@ def per_answer_mean(nll: torch.Tensor, answer_idx: torch.Tensor, n_answers: int)
     return sums[:, :K] / counts[:, :K].clamp(min=1)  # (B, K)
 
 
+# Answer depths whose loss a run reports apart: 1-based demonstration positions, inclusive.
+DEPTHS: tuple[tuple[int, int | None], ...] = ((1, 8), (9, 64), (65, None))
+
+
+def depth_name(depth: tuple[int, int | None]) -> str:
+    lo, hi = depth
+    return f"eval_loss_answers_{lo}_plus" if hi is None else f"eval_loss_answers_{lo}_{hi}"
+
+
+def depth_loss_sums(
+    nll: torch.Tensor, labels: torch.Tensor, blocks: torch.Tensor, depths=DEPTHS
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed token NLL and token counts of the answers at each depth, so a run shows whether
+    late answers (many demonstrations before them) improve.
+
+    nll, labels, blocks (B, T); blocks holds each token's demonstration index (0-based)
+    -> sums (D,), counts (D,).
+    """
+    supervised = labels != IGNORE
+    supervised[:, 0] = False  # position 0 is never predicted
+    position = blocks + 1
+    sums, counts = [], []
+    for lo, hi in depths:
+        at = supervised & (position >= lo)
+        if hi is not None:
+            at &= position <= hi
+        sums.append((nll * at).sum())
+        counts.append(at.sum())
+    return torch.stack(sums), torch.stack(counts)
+
+
 def token_loss_sum(logits: torch.Tensor, labels: torch.Tensor, keep=None) -> torch.Tensor:
     """Sum of NLL over supervised tokens (normalise by the count of those tokens)."""
     return token_nll(logits, labels, keep).sum()

@@ -27,7 +27,7 @@ from manyicl.finetune.checkpoint import (
     save_snapshot,
 )
 from manyicl.finetune.config import FinetuneConfig, Schedule
-from manyicl.finetune.losses import DriclParams, token_loss_sum
+from manyicl.finetune.losses import DEPTHS, DriclParams, depth_loss_sums, depth_name, token_nll
 from manyicl.finetune.modeling import (
     DistEnv,
     Precision,
@@ -64,23 +64,32 @@ def get_lr(step: int, cfg: FinetuneConfig) -> float:
 
 
 @torch.no_grad()
-def eval_loss(
+def eval_losses(
     model, seqs: list[TrainSequence], pad_id: int, env: DistEnv, precision: Precision
-) -> float | None:
+) -> dict[str, float | None]:
     """All-targets token NLL on the held-back sequences (the same yardstick for every
-    objective), each rank taking every world-th sequence."""
+    objective), overall and by answer depth (`losses.DEPTHS`), each rank taking every
+    world-th sequence. Empty without held-back sequences."""
     if not seqs:
-        return None
+        return {}
     model.eval()
+    sums, counts = torch.zeros(len(DEPTHS)), torch.zeros(len(DEPTHS))
     total, count = 0.0, 0
     for seq in seqs[env.rank :: env.world]:
         batch = collate([seq], Objective.ALL_TARGETS, pad_id).to(env.device)
         with precision.autocast(env.device):
             logits, keep = supervised_logits(model, batch)
-        total += float(token_loss_sum(logits, batch.labels, keep))
+        nll = token_nll(logits, batch.labels, keep)  # (1, T)
+        total += float(nll.sum())
         count += batch.n_supervised
+        s, n = depth_loss_sums(nll, batch.labels, batch.blocks)
+        sums, counts = sums + s.float().cpu(), counts + n.float().cpu()
     model.train()
-    return env.all_sum(total) / max(env.all_sum(count), 1)
+    out: dict[str, float | None] = {"eval_loss": env.all_sum(total) / max(env.all_sum(count), 1)}
+    for depth, s, n in zip(DEPTHS, sums.tolist(), counts.tolist(), strict=True):
+        n = env.all_sum(n)
+        out[depth_name(depth)] = env.all_sum(s) / n if n else None
+    return out
 
 
 @dataclass(frozen=True)
@@ -205,7 +214,7 @@ class _Loop:
             "tokens": c["tokens"],
         }
         if cfg.eval_every and c["step"] % cfg.eval_every == 0 and c["step"] < cfg.max_steps:
-            record["eval_loss"] = eval_loss(
+            record |= eval_losses(
                 self.ddp, self.setup.eval_seqs, self.setup.pad_id, self.env, self.precision
             )
         bar.set_postfix(
@@ -282,9 +291,10 @@ def _manifest(cfg: FinetuneConfig, setup: Setup, c: dict, metrics: dict) -> Adap
 
 def _finish(cfg: FinetuneConfig, setup: Setup, env: DistEnv, model, loop: _Loop):
     """Final eval, then the adapter and its manifest (rank 0 writes)."""
-    final_eval = eval_loss(loop.ddp, setup.eval_seqs, setup.pad_id, env, loop.precision)
+    final_eval = eval_losses(loop.ddp, setup.eval_seqs, setup.pad_id, env, loop.precision)
     c = loop.counters
-    manifest = _manifest(cfg, setup, c, {"train_loss": c["train_loss"], "eval_loss": final_eval})
+    metrics = {"train_loss": c["train_loss"], "eval_loss": None, **final_eval}
+    manifest = _manifest(cfg, setup, c, metrics)
     if env.is_main:
         cfg.out.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(cfg.out)

@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from manyicl.finetune.config import FinetuneConfig, Schedule
+from manyicl.finetune.losses import DEPTHS, depth_name
 from manyicl.finetune.objectives import LossNorm, Objective
 from manyicl.finetune.trainer import train
 from manyicl.manifest import read_manifest
@@ -69,6 +70,8 @@ def test_every_objective_lowers_the_eval_loss(
     result = train(cfg)
     first = _eval_losses(cfg.out)[0]
     final = result.manifest.metrics["eval_loss"]
+    by_depth = [result.manifest.metrics[depth_name(d)] for d in DEPTHS]
+    assert by_depth[0] is not None and by_depth[0] > 0  # every sequence has early answers
     assert final < 0.8 * first, (first, final)
     assert result.manifest.steps == 30 and result.manifest.tokens_trained > 0
 

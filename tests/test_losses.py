@@ -11,6 +11,8 @@ from manyicl.finetune.losses import (
     DriclParams,
     answer_loss_sum,
     block_causal_mask,
+    depth_loss_sums,
+    depth_name,
     dricl_loss_sum,
     dricl_weights,
     per_answer_mean,
@@ -140,3 +142,32 @@ def test_logits_at_supervised_positions_give_the_full_loss():
         answer_loss_sum(logits[:, keep], labels, idx, n, keep),
         answer_loss_sum(logits, labels, idx, n),
     )
+
+
+# answer tokens: (demonstration index of each token, its NLL); depths (1-2), (3-4), (5+)
+DEPTH_CASES = [
+    ([(0, 1.0), (1, 3.0)], [4.0, 0.0, 0.0], [2, 0, 0]),
+    ([(0, 1.0), (2, 2.0), (3, 4.0), (7, 5.0)], [1.0, 6.0, 5.0], [1, 2, 1]),
+    ([(4, 2.0), (4, 2.0), (9, 1.0)], [0.0, 0.0, 5.0], [0, 0, 3]),
+    ([], [0.0, 0.0, 0.0], [0, 0, 0]),
+]
+
+
+@pytest.mark.parametrize("answers,sums,counts", DEPTH_CASES)
+def test_depth_loss_sums_bucket_answer_tokens_by_demonstration_position(answers, sums, counts):
+    T = len(answers) + 2  # position 0 (never predicted) and one unsupervised token
+    labels = torch.full((1, T), IGNORE)
+    blocks = torch.full((1, T), -1)
+    nll = torch.zeros(1, T)
+    nll[0, 1] = 99.0  # an unsupervised position's NLL counts nowhere
+    for t, (block, value) in enumerate(answers, start=2):
+        labels[0, t], blocks[0, t], nll[0, t] = 7, block, value
+    got_sums, got_counts = depth_loss_sums(nll, labels, blocks, ((1, 2), (3, 4), (5, None)))
+    assert got_sums.tolist() == sums and got_counts.tolist() == counts
+
+
+def test_depth_names_say_the_answer_positions():
+    assert [depth_name(d) for d in ((1, 8), (65, None))] == [
+        "eval_loss_answers_1_8",
+        "eval_loss_answers_65_plus",
+    ]

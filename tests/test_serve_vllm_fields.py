@@ -146,9 +146,11 @@ def test_continuous_usage_stats_put_usage_in_every_chunk(http):
     chunks = _events(http, {**body, "stream_options": opts})
     usages = [c["usage"] for c in chunks]
     assert all(u is not None for u in usages)
-    generated = [u["completion_tokens"] for u in usages[:-1]]
-    assert generated == sorted(generated) and generated[-1] == 6 == usages[-1]["completion_tokens"]
-    assert usages[-1]["total_tokens"] == usages[-1]["prompt_tokens"] + 6
+    generated = [u["completion_tokens"] for u in usages[:-1]]  # the format's stop may end it
+    assert generated[0] >= 1 and generated == sorted(set(generated))  # counted as they come
+    final = usages[-1]
+    assert final["completion_tokens"] == generated[-1] <= 6
+    assert final["total_tokens"] == final["prompt_tokens"] + generated[-1]
     assert all(u["prompt_tokens_details"]["cached_tokens"] > 0 for u in usages)
     plain = _events(http, {**body, "stream_options": {"include_usage": True}})
     assert [c["usage"] is None for c in plain] == [True] * (len(plain) - 1) + [False]
