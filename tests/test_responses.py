@@ -87,6 +87,11 @@ def test_a_cut_answer_is_incomplete(client):
         ({"include": ["message.output_text.logprobs"]}, "include"),
         ({"text": {"format": {"type": "json_object"}}}, "text.format.type"),
         ({"input": [{"role": "tool", "content": "x"}]}, "input.0.role"),
+        (
+            {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]},
+            "input.0.content.0.type",
+        ),
+        ({"input": []}, "input"),
         ({"colour": "red"}, "colour"),
     ],
 )
