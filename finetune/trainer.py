@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 import manyicl
 from manyicl.cpu import cpu_flags, has_native_bf16
-from manyicl.finetune.batching import collate, loss_count, loss_sum, supervised_logits
+from manyicl.finetune.batching import collate, loss_count, loss_sum
 from manyicl.finetune.checkpoint import (
     latest_checkpoint,
     load_adapter_weights,
@@ -27,7 +27,8 @@ from manyicl.finetune.checkpoint import (
     save_snapshot,
 )
 from manyicl.finetune.config import FinetuneConfig, Schedule
-from manyicl.finetune.losses import DEPTHS, DriclParams, depth_loss_sums, depth_name, token_nll
+from manyicl.finetune.heldout_loss import eval_losses
+from manyicl.finetune.losses import DriclParams
 from manyicl.finetune.modeling import (
     DistEnv,
     Precision,
@@ -35,11 +36,9 @@ from manyicl.finetune.modeling import (
     resolve_precision,
     wrap_ddp,
 )
-from manyicl.finetune.objectives import Objective
 from manyicl.finetune.sequences import (
     SequenceStream,
     StepPlanner,
-    TrainSequence,
     materialise,
 )
 from manyicl.finetune.setup import Setup, prepare
@@ -61,35 +60,6 @@ def get_lr(step: int, cfg: FinetuneConfig) -> float:
     progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
     floor = cfg.lr * cfg.min_lr_ratio
     return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-
-@torch.no_grad()
-def eval_losses(
-    model, seqs: list[TrainSequence], pad_id: int, env: DistEnv, precision: Precision
-) -> dict[str, float | None]:
-    """All-targets token NLL on the held-back sequences (the same yardstick for every
-    objective), overall and by answer depth (`losses.DEPTHS`), each rank taking every
-    world-th sequence. Empty without held-back sequences."""
-    if not seqs:
-        return {}
-    model.eval()
-    sums, counts = torch.zeros(len(DEPTHS)), torch.zeros(len(DEPTHS))
-    total, count = 0.0, 0
-    for seq in seqs[env.rank :: env.world]:
-        batch = collate([seq], Objective.ALL_TARGETS, pad_id).to(env.device)
-        with precision.autocast(env.device):
-            logits, keep = supervised_logits(model, batch)
-        nll = token_nll(logits, batch.labels, keep)  # (1, T)
-        total += float(nll.sum())
-        count += batch.n_supervised
-        s, n = depth_loss_sums(nll, batch.labels, batch.blocks)
-        sums, counts = sums + s.float().cpu(), counts + n.float().cpu()
-    model.train()
-    out: dict[str, float | None] = {"eval_loss": env.all_sum(total) / max(env.all_sum(count), 1)}
-    for depth, s, n in zip(DEPTHS, sums.tolist(), counts.tolist(), strict=True):
-        n = env.all_sum(n)
-        out[depth_name(depth)] = env.all_sum(s) / n if n else None
-    return out
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,13 @@ def prepare_prompts(
     ]
 
 
+def request_routing_key(req: CompletionRequest, prompts: list[PreparedPrompt]) -> str | None:
+    """A registered set's id, else the inline demonstrations' key, else the request's
+    `prompt_cache_key` (see ManyICLInfo.routing_key)."""
+    inline = next((p.routing_key for p in prompts if p.routing_key), None)
+    return req.demo_set or inline or req.prompt_cache_key
+
+
 def split_prompts(prompt: str | list) -> list[str | list[int]]:
     """OpenAI's `prompt` forms -> a list of prompts (strings or token-id lists)."""
     if isinstance(prompt, str):

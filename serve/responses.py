@@ -12,6 +12,7 @@ Each event is an SSE `event:` + `data:` pair with a `sequence_number`; no `[DONE
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -134,7 +135,7 @@ def response_object(req: ResponsesRequest, chat: ChatCompletionResponse) -> Resp
 async def response_events(req: ResponsesRequest, chat: AsyncIterator[str]) -> AsyncIterator[str]:
     """A chat SSE stream (one choice) as the Responses event stream."""
     rid, item = f"resp_{uuid.uuid4().hex}", f"msg_{uuid.uuid4().hex}"
-    seq = iter(range(1 << 62))
+    seq = itertools.count()
     where = {"item_id": item, "output_index": 0, "content_index": 0}
 
     def event(kind: str, **body) -> str:

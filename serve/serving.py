@@ -17,7 +17,7 @@ from manyicl.serve.choices import build_choice
 from manyicl.serve.engine import ManyICLEngine, ServedModel
 from manyicl.serve.errors import APIError
 from manyicl.serve.metrics import ServerMetrics
-from manyicl.serve.prompts import PreparedPrompt, prepare_prompts
+from manyicl.serve.prompts import PreparedPrompt, prepare_prompts, request_routing_key
 from manyicl.serve.protocol import (
     CompletionChoice,
     CompletionRequest,
@@ -76,9 +76,7 @@ class CompletionService:
         if req.answer_choices is not None:
             for p in prompts:
                 choosing.check(req, p.uses_demos)
-        # A registered set is routed by its id; inline demonstrations by their content.
-        key = req.demo_set or next((p.routing_key for p in prompts if p.routing_key), None)
-        key = key or req.prompt_cache_key
+        key = request_routing_key(req, prompts)
         info = ManyICLInfo(
             demo_set=req.demo_set, routing_key=key, prompts=[p.info for p in prompts]
         )

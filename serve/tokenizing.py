@@ -13,7 +13,7 @@ from manyicl.serve.chat import as_completion
 from manyicl.serve.chat_protocol import ChatCompletionRequest
 from manyicl.serve.engine import ManyICLEngine
 from manyicl.serve.errors import bad_request, invalid
-from manyicl.serve.prompts import prepare_prompts
+from manyicl.serve.prompts import prepare_prompts, request_routing_key
 from manyicl.serve.protocol import CompletionRequest
 from manyicl.serve.registry import DemoSetRegistry
 from manyicl.serve.tokenize_protocol import (
@@ -52,7 +52,7 @@ def tokenize(
             shots_dropped=prompt.info.shots_dropped,
             demo_block_tokens=prompt.info.demo_block_tokens,
             answer_spans=list(prompt.answer_spans),
-            routing_key=completion.demo_set or prompt.routing_key,
+            routing_key=request_routing_key(completion, [prompt]),
         )
     return TokenizeResponse(
         count=len(ids),
